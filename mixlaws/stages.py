@@ -38,7 +38,7 @@ __all__ = [
     "TIE_ALPHA",
 ]
 
-TIE_BETA = ("run", "none")
+TIE_BETA = ("run", "all", "none")
 TIE_ALPHA = ("all", "domain", "none")
 _LOG_FLOOR = -30.0
 
@@ -133,6 +133,11 @@ def _corr(cov: np.ndarray, i: int, j: int) -> float:
     return float(np.median(cov[ok, i, j] / d[ok]))
 
 
+def _lin_stderr(var: np.ndarray) -> np.ndarray:
+    """Standard error from a variance (``inf`` where not identified)."""
+    return np.where(np.isfinite(var), np.sqrt(np.abs(var)), np.inf)
+
+
 def _log_stderr(values: np.ndarray, var_log: np.ndarray) -> np.ndarray:
     """Delta-method standard error of ``exp(x)`` from the variance of ``x``."""
     return np.where(np.isfinite(var_log), values * np.sqrt(np.maximum(var_log, 0.0)), np.inf)
@@ -144,23 +149,30 @@ def _step_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     x, y = data                                   # (C,), (C, nd)
     nd = y.shape[1]
     nb = theta.size - 2 * nd
-    E = jnp.exp(theta[:nd])
-    B = jnp.exp(theta[nd:2 * nd])
+    E = theta[:nd]
+    B = theta[nd:2 * nd]
     beta = jnp.exp(theta[2 * nd:2 * nd + nb])
     pred = E + B * jnp.exp(-beta * x[:, None])
+    return (jnp.log(pred) - jnp.log(y)).ravel()
+
+
+def _step_residual_shared(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
+    x, y, log_beta = data                         # (C,), (C, nd), () shared exponent
+    nd = y.shape[1]
+    pred = theta[:nd] + theta[nd:] * jnp.exp(-jnp.exp(log_beta) * x[:, None])
     return (jnp.log(pred) - jnp.log(y)).ravel()
 
 
 def _size_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     x, y, log_alpha = data                        # (S,), (S,), () shared exponent (nan: free)
     la = jnp.where(theta.size == 3, theta[-1], log_alpha)
-    pred = jnp.exp(theta[0]) + jnp.exp(theta[1] - jnp.exp(la) * x)
+    pred = theta[0] + jnp.exp(theta[1] - jnp.exp(la) * x)
     return jnp.log(pred) - jnp.log(y)
 
 
 def _mixing_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     RH, y = data                                  # (n, M-1), (n,)
-    pred = jnp.exp(theta[0]) + jnp.exp(theta[1] + RH @ theta[2:])
+    pred = theta[0] + jnp.exp(theta[1] + RH @ theta[2:])
     return jnp.log(pred) - jnp.log(y)
 
 
@@ -170,7 +182,7 @@ def _implicit_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     K = (theta.size - 1) // (m1 + 1)
     a = theta[1:1 + K]
     U = theta[1 + K:].reshape(K, m1)
-    pred = jnp.exp(theta[0]) + jnp.sum(jnp.exp(a + RH @ U.T), axis=-1)
+    pred = theta[0] + jnp.sum(jnp.exp(a + RH @ U.T), axis=-1)
     return jnp.log(pred) - jnp.log(y)
 
 
@@ -178,7 +190,7 @@ def _implicit_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
 
 def fit_step_stage(
     labels: Sequence[str], tokens: np.ndarray, losses: np.ndarray, mask: np.ndarray, *,
-    tie: str = "run", delta: float = 1e-3, n_starts: int = 6,
+    tie: str = "run", delta: float = 1e-3, n_starts: int = 3,
 ) -> StageFit:
     """Fit ``L_d(D) = E_d + B_d D^(-beta)`` to every run.
 
@@ -188,10 +200,12 @@ def fit_step_stage(
     tokens : ``(G, C)`` checkpoint tokens, padded.
     losses : ``(G, C, n_domains)`` validation losses, padded.
     mask : ``(G, C)`` 1 for real checkpoints (≥ 3 per run), 0 for padding.
-    tie : ``"run"`` shares ``beta`` across a run's domains; ``"none"`` fits one per domain.
+    tie : ``"run"`` shares ``beta`` across a run's domains (Ye et al.); ``"all"``
+        one ``beta`` for every run and domain (profiled; steadiest when runs are
+        short); ``"none"`` one per run and domain.
     """
     G, C, nd = losses.shape
-    nb = 1 if tie == "run" else nd
+    nb = nd if tie == "none" else 1
     logD = np.log(np.where(mask > 0, tokens, 1.0))
     logDref = (logD * mask).sum(1) / mask.sum(1)
     x = np.where(mask > 0, logD - logDref[:, None], 0.0)
@@ -201,36 +215,59 @@ def fit_step_stage(
     ymax = np.where(w3 > 0, y, -np.inf).max(1)
     P = 2 * nd + nb
     bounds = np.zeros((G, P, 2))
-    bounds[:, :nd, 0] = np.log(1e-3 * ymin)
-    bounds[:, :nd, 1] = np.log(ymin)
-    bounds[:, nd:2 * nd, 0] = _LOG_FLOOR
-    bounds[:, nd:2 * nd, 1] = np.log(100.0 * ymax)
+    bounds[:, :nd, 0] = 0.0
+    bounds[:, :nd, 1] = ymin
+    bounds[:, nd:2 * nd, 0] = 0.0
+    bounds[:, nd:2 * nd, 1] = 100.0 * ymax
     bounds[:, 2 * nd:] = [np.log(1e-3), np.log(3.0)]
-    exps = np.geomspace(0.08, 1.5, n_starts)
+    exps = np.geomspace(0.1, 1.2, n_starts)
     logE, logB = _power_starts(np.broadcast_to(x[:, None, :], (G, nd, C)), np.moveaxis(y, 1, 2),
                                np.moveaxis(w3, 1, 2), exps, ymin, ymax)
     starts = np.zeros((n_starts, G, P))
-    starts[:, :, :nd], starts[:, :, nd:2 * nd] = logE, logB
+    starts[:, :, :nd], starts[:, :, nd:2 * nd] = np.exp(logE), np.exp(logB)
     starts[:, :, 2 * nd:] = np.log(exps)[:, None, None]
     weights = w3.reshape(G, C * nd)
-    sol = solve_groups(_step_residual, (jnp.asarray(x), jnp.asarray(y)), weights, bounds, starts,
-                       delta=delta)
+    if tie == "all":
+        def solve_at(lb: float) -> GroupSolution:
+            data = (jnp.asarray(x), jnp.asarray(y), jnp.full(G, lb))
+            return solve_groups(_step_residual_shared, data, weights, bounds[:, :2 * nd],
+                                starts[:, :, :2 * nd][[int(np.argmin(np.abs(exps - np.exp(lb))))]],
+                                delta=delta)
+        n_pts = float(weights.sum())
+        prof = profile_shared(solve_at, np.log(1e-2), np.log(2.0), delta=delta,
+                              sigma2=lambda s: float((s.residuals**2 * weights).sum()
+                                                     / max(n_pts - 2 * nd * G - 1, 1)))
+        sol = prof.solution
+        cov = np.zeros((G, P, P))
+        cov[:, :2 * nd, :2 * nd] = sol.cov
+        cov[:, 2 * nd, 2 * nd] = prof.stderr**2
+        theta = np.concatenate([sol.theta, np.full((G, 1), prof.value)], 1)
+        sol = GroupSolution(theta=theta, objective=sol.objective, decrement=sol.decrement,
+                            converged=sol.converged & prof.converged, at_bound=sol.at_bound,
+                            cov=cov, sigma2=sol.sigma2, residuals=sol.residuals,
+                            iterations=sol.iterations, n_starts=sol.n_starts)
+    else:
+        sol = solve_groups(_step_residual, (jnp.asarray(x), jnp.asarray(y)), weights, bounds,
+                           starts, delta=delta)
     th, cov = sol.theta, sol.cov
-    E, Bref, beta = np.exp(th[:, :nd]), np.exp(th[:, nd:2 * nd]), np.exp(th[:, 2 * nd:])
+    E, Bref, beta = th[:, :nd], th[:, nd:2 * nd], np.exp(th[:, 2 * nd:])
     beta_d = np.broadcast_to(beta, (G, nd))
     B = Bref * np.exp(beta_d * logDref[:, None])
     diag = np.diagonal(cov, axis1=1, axis2=2)
     bidx = 2 * nd + (np.arange(nd) if nb > 1 else np.zeros(nd, int))
     var_lb = diag[:, bidx]
-    # canonical log B = log Bref + beta * log Dref (delta method; log beta is the fitted coordinate)
-    dlogB_dlogbeta = beta_d * logDref[:, None]
-    var_logB = (diag[:, nd:2 * nd] + dlogB_dlogbeta**2 * var_lb
-                + 2 * dlogB_dlogbeta * cov[:, np.arange(nd, 2 * nd), bidx])
+    # canonical B = Bref * Dref^beta (delta method in the fitted coordinates Bref, log beta)
+    dB_dBref = np.exp(beta_d * logDref[:, None])
+    dB_dlogbeta = B * beta_d * logDref[:, None]
+    var_B = (dB_dBref**2 * diag[:, nd:2 * nd] + dB_dlogbeta**2 * var_lb
+             + 2 * dB_dBref * dB_dlogbeta * cov[:, np.arange(nd, 2 * nd), bidx])
     params = {"E": E, "B": B, "beta": beta if tie == "none" else beta[:, 0]}
-    stderr = {"E": _log_stderr(E, diag[:, :nd]), "B": _log_stderr(B, var_logB),
+    stderr = {"E": _lin_stderr(diag[:, :nd]), "B": np.where(np.isfinite(var_B), np.sqrt(np.abs(var_B)), np.inf),
               "beta": _log_stderr(params["beta"], diag[:, 2 * nd:] if nb > 1 else diag[:, 2 * nd])}
     corr = {"E~B": _corr(cov, 0, nd), "B~beta": _corr(cov, nd, 2 * nd)}
-    law = "L_d(D) = E_d + B_d * D^(-beta)" + (" (beta shared by a run's domains)" if nb == 1 else "")
+    law = "L_d(D) = E_d + B_d * D^(-beta)" + {"run": " (beta shared by a run's domains)",
+                                               "all": " (beta shared by all runs and domains)",
+                                               "none": ""}[tie]
     return _summarise("step", law, labels, sol, weights, params, stderr, corr, G * P)
 
 
@@ -268,7 +305,7 @@ def fit_size_stage(
 
     def subproblem(idx: np.ndarray, P: int):
         bounds = np.zeros((idx.size, P, 2))
-        bounds[:, 0] = np.stack([np.log(1e-3 * ymin[idx]), np.log(ymin[idx])], -1)
+        bounds[:, 0] = np.stack([np.zeros(idx.size), ymin[idx]], -1)
         bounds[:, 1] = np.stack([np.full(idx.size, _LOG_FLOOR), np.log(100 * ymax[idx])], -1)
         if P == 3:
             bounds[:, 2] = [la_lo, la_hi]
@@ -277,7 +314,7 @@ def fit_size_stage(
     def starts_for(idx: np.ndarray, exps: np.ndarray, P: int) -> np.ndarray:
         logE, logA = _power_starts(x[idx], y[idx], w[idx], exps, ymin[idx], ymax[idx])
         st = np.zeros((exps.size, idx.size, P))
-        st[..., 0], st[..., 1] = logE, logA
+        st[..., 0], st[..., 1] = np.exp(logE), logA
         if P == 3:
             st[..., 2] = np.log(exps)[:, None]
         return st
@@ -319,12 +356,12 @@ def fit_size_stage(
             at_bound[idx] = sol.at_bound | (not prof.converged and (
                 prof.value <= la_lo + 1e-6 or prof.value >= la_hi - 1e-6))
         n_params = 2 * G + len(blocks)
-    E = np.exp(theta[:, 0])
+    E = theta[:, 0].copy()
     A = np.exp(theta[:, 1] + alpha * logNref)
     diag = np.diagonal(cov, axis1=1, axis2=2)
     params = {"E": E, "A": A, "alpha": alpha}
     var_logA = diag[:, 1] + (alpha * logNref) ** 2 * var_la
-    stderr = {"E": _log_stderr(E, diag[:, 0]), "A": _log_stderr(A, var_logA),
+    stderr = {"E": _lin_stderr(diag[:, 0]), "A": _log_stderr(A, var_logA),
               "alpha": _log_stderr(alpha, var_la)}
     corr = {"E~A": _corr(cov, 0, 1)}
     law = "L(N) = E + A * N^(-alpha)" + {"all": " (alpha shared by all mixtures and domains)",
@@ -360,7 +397,7 @@ def fit_mixing_stage(
     ymin, ymax = y.min(1), y.max(1)
     P = M + 1
     bounds = np.zeros((nd, P, 2))
-    bounds[:, 0] = np.stack([np.log(1e-3 * ymin), np.log(ymin)], -1)
+    bounds[:, 0] = np.stack([np.zeros(nd), ymin], -1)
     bounds[:, 1] = np.stack([np.full(nd, _LOG_FLOOR), np.log(10 * ymax)], -1)
     bounds[:, 2:] = [-50.0, 50.0]
     rng = np.random.default_rng(seed)
@@ -371,17 +408,17 @@ def fit_mixing_stage(
         e = np.exp(RH @ u.T).T
         c = fracs[s] * ymin
         k = np.maximum(((y - c[:, None]) * e).sum(1) / (e * e).sum(1), 1e-6 * ymax)
-        theta0[s, :, 0], theta0[s, :, 1], theta0[s, :, 2:] = np.log(c), np.log(k), u
+        theta0[s, :, 0], theta0[s, :, 1], theta0[s, :, 2:] = c, np.log(k), u
     data = (jnp.broadcast_to(jnp.asarray(RH), (nd,) + RH.shape), jnp.asarray(y))
     weights = np.ones((nd, n))
     sol = solve_groups(_mixing_residual, data, weights, bounds, theta0, delta=delta)
-    c, k = np.exp(sol.theta[:, 0]), np.exp(sol.theta[:, 1])
+    c, k = sol.theta[:, 0], np.exp(sol.theta[:, 1])
     t = sol.theta[:, 2:] @ H.T
     cov = sol.cov
     diag = np.diagonal(cov, axis1=1, axis2=2)
     var_t = np.diagonal(H @ cov[:, 2:, 2:] @ H.T, axis1=1, axis2=2)
     params = {"c": c, "k": k, "t": t}
-    stderr = {"c": _log_stderr(c, diag[:, 0]), "k": _log_stderr(k, diag[:, 1]),
+    stderr = {"c": _lin_stderr(diag[:, 0]), "k": _log_stderr(k, diag[:, 1]),
               "t": np.where(np.isfinite(var_t), np.sqrt(np.abs(var_t)), np.inf)}
     corr = {"c~k": _corr(cov, 0, 1)}
     return _summarise("mixing", "L_d(r) = c_d + k_d * exp(sum_j t_dj r_j), sum_j t_dj = 0",
@@ -407,7 +444,7 @@ def fit_implicit_stage(
     RH = mixtures @ H
     ymin, ymax = float(losses.min()), float(losses.max())
     bounds = np.zeros((1, P, 2))
-    bounds[0, 0] = [np.log(1e-3 * ymin), np.log(ymin)]
+    bounds[0, 0] = [0.0, ymin]
     bounds[0, 1:1 + K] = [_LOG_FLOOR, np.log(10 * ymax)]
     bounds[0, 1 + K:] = [-50.0, 50.0]
     rng = np.random.default_rng(seed)
@@ -417,17 +454,17 @@ def fit_implicit_stage(
         U = rng.normal(0.0, 1.5, (K, M - 1))
         e = np.exp(RH @ U.T)
         k = np.maximum(np.linalg.lstsq(e, losses - c, rcond=None)[0], 1e-3 * (ymin - c) / K)
-        theta0[s, 0] = np.concatenate([[np.log(c)], np.log(k), U.ravel()])
+        theta0[s, 0] = np.concatenate([[c], np.log(k), U.ravel()])
     data = (jnp.asarray(RH)[None], jnp.asarray(losses)[None])
     weights = np.ones((1, n))
     sol = solve_groups(_implicit_residual, data, weights, bounds, theta0, delta=delta)
     th = sol.theta[0]
-    c = np.exp(th[:1])
+    c = th[:1].copy()
     a = th[1:1 + K][None]
     t = (th[1 + K:].reshape(K, M - 1) @ H.T)[None]
     diag = np.diagonal(sol.cov, axis1=1, axis2=2)
     params = {"c": c, "a": a, "t": t}
-    stderr = {"c": _log_stderr(c, diag[:, 0]), "a": np.sqrt(np.abs(diag[:, 1:1 + K])),
+    stderr = {"c": _lin_stderr(diag[:, 0]), "a": np.sqrt(np.abs(diag[:, 1:1 + K])),
               "t": np.full(t.shape, np.nan)}
     return _summarise("implicit", f"L(r) = c + sum_(k=1..{K}) exp(a_k + t_k . r)",
                       ["aggregate"], sol, weights, params, stderr, {}, P)

@@ -1,0 +1,195 @@
+"""Parameter and optimum recovery on simulated sweeps with known truth; stage errors; artifacts."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from mixlaws.artifact import load_model, model_from_dict, model_to_dict, save_model
+from mixlaws.crossval import holdout_largest_size, leave_mixtures_out, summarise_errors
+from mixlaws.errors import ArtifactError, ConvergenceWarning, InsufficientDataError, ScaleError
+from mixlaws.fitting import solve_groups
+from mixlaws.nested import NestedMixingLaw, NotFittedError
+from mixlaws.optimize import optimize_mixture
+from mixlaws.runs import validate_runs
+from mixlaws.simulate import random_truth, simulate_sweep, true_optimum
+from mixlaws.stages import _mixing_residual, fit_mixing_stage, fit_size_stage, fit_step_stage
+from mixlaws.laws import sum_zero_basis
+
+SOURCES = ("web", "code", "books", "papers", "wiki")
+DOMAINS = ("web", "code", "prose", "science")
+N_T, D_T = 1e9, 2e10
+
+
+def sweep(seed: int, noise: float, run_noise: float, **kw):
+    truth = random_truth(SOURCES, DOMAINS, seed=seed, noise=noise, run_noise=run_noise)
+    return truth, validate_runs(simulate_sweep(truth, seed=seed, **kw))
+
+
+@pytest.fixture(scope="module")
+def noiseless():
+    truth, runs = sweep(3, 0.0, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = NestedMixingLaw(tie_beta="all").fit(runs)
+    return truth, runs, model
+
+
+def test_noiseless_sweep_recovers_the_truth_at_the_target(noiseless):
+    truth, _, model = noiseless
+    fit = model.target(N_T, D_T)
+    pred = model.predict(fit.mixtures, N_T, D_T)
+    np.testing.assert_allclose(pred["domains"], truth.loss(fit.mixtures, N_T, D_T), rtol=1e-7)
+    np.testing.assert_allclose(fit.size.params["alpha"], truth.alpha, rtol=1e-6)
+    np.testing.assert_allclose(model.step_.params["beta"], truth.beta, rtol=1e-6)
+    # mixing-law effects t_dj are the truth's, in the sum-zero gauge
+    np.testing.assert_allclose(fit.mixing.params["t"], truth.t, atol=1e-5)
+    assert model.step_.converged.all() and fit.size.converged.all() and fit.mixing.converged.all()
+
+
+def test_noiseless_optimum_is_the_true_optimum(noiseless):
+    truth, _, model = noiseless
+    fit = model.target(N_T, D_T)
+    res = optimize_mixture(fit.loss, model.sources_, seed=0)
+    r_true, L_true = true_optimum(truth, N_T, D_T)
+    regret = truth.aggregate(res.mixture, N_T, D_T) - L_true
+    assert regret / L_true < 1e-8
+    np.testing.assert_allclose(res.mixture, r_true, atol=1e-5)
+
+
+def test_low_noise_regret_below_a_tenth_of_a_percent():
+    truth, runs = sweep(5, 0.001, 0.0005)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = NestedMixingLaw(tie_beta="all").fit(runs)
+    fit = model.target(N_T, D_T)
+    res = optimize_mixture(fit.loss, model.sources_, seed=0)
+    _, L_true = true_optimum(truth, N_T, D_T)
+    regret = (truth.aggregate(res.mixture, N_T, D_T) - L_true) / L_true
+    assert 0 <= regret < 1e-3
+
+
+def test_step_stage_recovers_parameters_and_reports_correlation():
+    rng = np.random.default_rng(0)
+    G, C, nd = 12, 9, 3
+    D = np.geomspace(1e9, 1e10, C)[None].repeat(G, 0)
+    E = rng.uniform(2, 3, (G, nd))
+    B = rng.uniform(200, 600, (G, nd))
+    beta = rng.uniform(0.2, 0.4, G)
+    L = E[:, None, :] + B[:, None, :] * D[..., None] ** -beta[:, None, None]
+    fit = fit_step_stage([f"r{i}" for i in range(G)], D, L, np.ones((G, C)))
+    np.testing.assert_allclose(fit.params["beta"], beta, rtol=1e-6)
+    np.testing.assert_allclose(fit.params["E"], E, rtol=1e-6)
+    np.testing.assert_allclose(fit.params["B"], B, rtol=1e-5)
+    assert fit.converged.all()
+    assert fit.correlations["E~B"] < -0.9  # amplitude and floor trade off: reported, expected
+
+
+def test_huber_resists_a_spiking_checkpoint():
+    D = np.geomspace(1e9, 1e10, 10)[None]
+    L = (2.5 + 400 * D**-0.3)[..., None]
+    spiked = L.copy()
+    spiked[0, 4, 0] *= 1.05
+    clean = fit_step_stage(["r"], D, L, np.ones((1, 10)))
+    robust = fit_step_stage(["r"], D, spiked, np.ones((1, 10)))
+    squares = fit_step_stage(["r"], D, spiked, np.ones((1, 10)), delta=10.0)  # plain least squares
+    pred = lambda f: f.params["E"][0, 0] + f.params["B"][0, 0] * 1e11 ** -f.params["beta"][0]  # noqa
+    err_robust = abs(pred(robust) / pred(clean) - 1)
+    err_squares = abs(pred(squares) / pred(clean) - 1)
+    assert err_robust < 0.5 * err_squares
+
+
+def test_size_stage_profiles_a_shared_exponent_with_stderr():
+    rng = np.random.default_rng(1)
+    N = np.array([2e7, 5e7, 1e8, 2e8])[None].repeat(8, 0)
+    E, A = rng.uniform(2, 3, 8), rng.uniform(200, 600, 8)
+    L = (E[:, None] + A[:, None] * N**-0.34) * (1 + 1e-3 * rng.normal(size=N.shape))
+    fit = fit_size_stage([f"g{i}" for i in range(8)], N, L, np.ones_like(N), np.zeros(8, int), 1)
+    assert np.unique(fit.params["alpha"]).size == 1
+    assert abs(fit.params["alpha"][0] - 0.34) < 4 * fit.stderr["alpha"][0]
+    assert np.isfinite(fit.stderr["alpha"][0]) and fit.stderr["alpha"][0] > 0
+
+
+def test_unconverged_fits_are_reported_not_hidden():
+    rng = np.random.default_rng(2)
+    R = rng.dirichlet(np.ones(4), 12)
+    H = sum_zero_basis(4)
+    y = (2 + 0.5 * np.exp(R @ np.array([1.0, -1.0, 0.5, -0.5])))[None]
+    bounds = np.array([[[0, y.min()], [-30, 5]] + [[-50, 50]] * 3])
+    import jax.numpy as jnp
+    sol = solve_groups(_mixing_residual, (jnp.asarray(R @ H)[None], jnp.asarray(y)), np.ones((1, 12)),
+                       bounds, np.array([[[1.0, 0.0, 3.0, -3.0, 3.0]]]), max_iter=1)
+    assert not sol.converged[0]
+
+
+def test_mixing_stage_needs_enough_mixtures():
+    with pytest.raises(InsufficientDataError, match=r"needs ≥ 7 distinct mixtures .*; found 5"):
+        fit_mixing_stage(["d"], np.full((5, 5), 0.2), np.full((5, 1), 3.0))
+
+
+def test_single_scale_sweep_predicts_only_at_its_scale():
+    truth = random_truth(SOURCES, DOMAINS, seed=1)
+    runs = validate_runs(simulate_sweep(truth, n_mixtures=24, sizes=(1e6,), checkpoints=(1.0,)))
+    model = NestedMixingLaw().fit(runs)
+    assert model.step_ is None
+    D0 = float(runs.data["tokens"].iloc[0])
+    out = model.predict(np.full((1, 5), 0.2), 1e6, D0)
+    assert np.isfinite(out["loss"]).all()
+    with pytest.raises(ScaleError, match="single model size"):
+        model.predict(np.full((1, 5), 0.2), 1e9, D0)
+    with pytest.raises(ScaleError, match="no run has a step law"):
+        model.predict(np.full((1, 5), 0.2), 1e6, 10 * D0)
+
+
+def test_unfitted_model_is_an_error():
+    with pytest.raises(NotFittedError):
+        NestedMixingLaw().predict(np.full((1, 5), 0.2), 1e9, 1e10)
+
+
+def test_artifact_round_trip_is_exact(fitted_fixture, tmp_path):
+    d = model_to_dict(fitted_fixture)
+    text = json.dumps(d)
+    back = model_from_dict(json.loads(text))
+    assert json.dumps(model_to_dict(back)) == text
+    path = tmp_path / "fit.json"
+    save_model(fitted_fixture, path)
+    again = load_model(path)
+    r = np.full((2, 5), 0.2)
+    r[1] = [0.6, 0.1, 0.1, 0.1, 0.1]
+    a = fitted_fixture.predict(r, N_T, D_T)
+    b = again.predict(r, N_T, D_T)
+    np.testing.assert_array_equal(a["loss"], b["loss"])
+    np.testing.assert_array_equal(a["domains"], b["domains"])
+
+
+def test_artifact_from_another_version_says_what_to_do(fitted_fixture):
+    d = model_to_dict(fitted_fixture)
+    d["format_version"] = 99
+    with pytest.raises(ArtifactError, match="refit with `mixlaws fit`"):
+        model_from_dict(d)
+    with pytest.raises(ArtifactError, match="not a mixlaws fit artifact"):
+        model_from_dict({"kind": "mixlaws.mixture"})
+
+
+def test_fit_is_deterministic(fitted_fixture, sweep_path):
+    from mixlaws.runs import read_runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = NestedMixingLaw(tie_beta="all").fit(read_runs(sweep_path))
+    assert json.dumps(model_to_dict(other)) == json.dumps(model_to_dict(fitted_fixture))
+
+
+def test_holdout_and_leave_mixtures_out_on_a_simulated_sweep():
+    truth, runs = sweep(7, 0.002, 0.001)
+    make = lambda: NestedMixingLaw(tie_beta="all")  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        _, pred = holdout_largest_size(runs, make)
+        s = summarise_errors(pred)
+        assert s["n"] == 16 and s["mean_abs_rel_error"] < 0.01
+        cv = leave_mixtures_out(runs, make, n_folds=4)
+    assert len(cv) == len(runs.data["run"].unique())
+    assert np.abs(cv["rel_error"]).mean() < 0.02

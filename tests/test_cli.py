@@ -1,0 +1,105 @@
+"""Every CLI command on the bundled fixture; user errors are one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mixlaws.cli import main, parse_quantity
+
+TARGET = ["--params", "1e9", "--tokens", "2e10"]
+
+
+@pytest.fixture(scope="module")
+def fit_json(tmp_path_factory, sweep_path):
+    out = tmp_path_factory.mktemp("cli") / "fit.json"
+    assert main(["--quiet", "fit", str(sweep_path), "--tie-beta", "all", "-o", str(out)]) == 0
+    return out
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_parse_quantity():
+    assert parse_quantity("805.7M") == pytest.approx(805.7e6)
+    assert parse_quantity("100B") == 1e11
+    assert parse_quantity("2e10") == 2e10
+
+
+def test_fit_writes_an_artifact(fit_json):
+    d = json.loads(fit_json.read_text())
+    assert d["kind"] == "mixlaws.fit" and d["sources"] == ["web", "code", "books", "papers", "wiki"]
+
+
+def test_predict_one_mixture_per_domain(fit_json, capsys, baseline_text):
+    code, out, _ = run_cli(["predict", str(fit_json), *TARGET, "--mixture", baseline_text,
+                            "--per-domain"], capsys)
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == 1 and set(rows[0]) >= {"mixture", "loss", "domains"}
+    assert rows[0]["mixture"]["web"] == pytest.approx(0.6)
+    assert 2.5 < rows[0]["loss"] < 4.0
+    assert rows[0]["loss"] == pytest.approx(sum(rows[0]["domains"].values()) / 4, rel=1e-12)
+
+
+def test_predict_mixtures_file_predicts_each_distinct_mixture_once(fit_json, sweep_path, capsys):
+    code, out, _ = run_cli(["predict", str(fit_json), *TARGET, "--mixtures", str(sweep_path)], capsys)
+    assert code == 0
+    assert len(json.loads(out)) == 16
+
+
+def test_optimize_then_export(fit_json, tmp_path, capsys, baseline_text):
+    mix = tmp_path / "mix.json"
+    code, _, _ = run_cli(["optimize", str(fit_json), *TARGET, "--baseline", baseline_text,
+                          "-o", str(mix)], capsys)
+    assert code == 0
+    m = json.loads(mix.read_text())
+    assert m["kind"] == "mixlaws.mixture"
+    assert abs(sum(m["mixture"].values()) - 1) < 1e-12 and min(m["mixture"].values()) >= 0
+    assert m["gain"] > 0 and m["predicted_loss"] < m["baseline"]["predicted_loss"]
+    for fmt in ("json", "megatron", "hf"):
+        code, out, _ = run_cli(["export", str(mix), "--format", fmt], capsys)
+        assert code == 0 and out.strip()
+    hf = json.loads(run_cli(["export", str(mix), "--format", "hf"], capsys)[1])
+    assert abs(sum(hf["probabilities"]) - 1) < 1e-12
+
+
+def test_run_writes_every_output(tmp_path, sweep_path, capsys, baseline_text):
+    out = tmp_path / "out"
+    code, stdout, _ = run_cli(["--quiet", "run", str(sweep_path), *TARGET, "--tie-beta", "all",
+                               "--baseline", baseline_text, "-o", str(out)], capsys)
+    assert code == 0
+    summary = json.loads(stdout)
+    for name in summary["files"]:
+        assert (out / name).stat().st_size > 0
+    assert summary["fit"]["converged"] is True
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", "{fit}", *TARGET, "--mixture", "web=0.5,cake=0.5"], "cake"),
+    (["predict", "{fit}", *TARGET, "--mixture", "web=0.5,code=0.4"], "sum"),
+    (["predict", "{fit}", "--params", "1e9", "--tokens", "2e10", "--mixtures", "/nonexistent.csv"],
+     "nonexistent"),
+    (["predict", "{sweep}", *TARGET, "--mixture", "web=1"], "is it a fit artifact"),
+    (["fit", "/nonexistent.csv"], "nonexistent"),
+])
+def test_user_errors_are_one_line_with_exit_code_2(args, message, fit_json, sweep_path, capsys):
+    args = [a.format(fit=fit_json, sweep=sweep_path) for a in args]
+    code, out, err = run_cli(args, capsys)
+    assert code == 2
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("mixlaws: error:")]
+    assert len(lines) == 1 and message in lines[0]
+    assert "Traceback" not in err
+
+
+def test_console_script_entry_point(fit_json, baseline_text):
+    res = subprocess.run([sys.executable, "-m", "mixlaws.cli", "predict", str(fit_json), *TARGET,
+                          "--mixture", baseline_text], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)[0]["loss"] > 0

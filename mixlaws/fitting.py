@@ -210,7 +210,7 @@ def solve_groups(
     starts: np.ndarray,
     *,
     delta: float = 1e-3,
-    max_iter: int = 500,
+    max_iter: int = 2000,
 ) -> GroupSolution:
     """Fit every group from every start; keep the best start per group.
 

@@ -9,6 +9,7 @@ stderr and exit code 2 (``--debug`` shows the traceback).
     mixlaws optimize FIT.json --params N --tokens D [--constraints C.yaml] [--baseline MIX] -o MIX.json
     mixlaws export MIX.json --format json|yaml|megatron|hf|... [-o FILE]
     mixlaws run RUNS.csv --params N --tokens D [options] -o OUTDIR
+    mixlaws report FIT.json [--mixture MIX.json | --params N --tokens D] [-o report.html]
 """
 
 from __future__ import annotations
@@ -121,13 +122,31 @@ def _optimize(model, args: argparse.Namespace) -> dict[str, Any]:
     target = model.target(args.params, args.tokens)
     constraints = load_constraints(args.constraints, model.sources_) if args.constraints else None
     baseline = _baseline(model, args.baseline)
-    result = optimize_mixture(target.loss, model.sources_, constraints=constraints,
+    objective, dlosses, rep = target.loss, target.domain_losses, None
+    if args.repetition_aware:
+        from .repetition import repetition_aware
+
+        rep = repetition_aware(model, args.params, args.tokens, constraints, r_star=args.r_star)
+        objective, dlosses = rep.loss, rep.domain_losses
+    draws = None
+    if getattr(args, "objective", None):  # posterior objectives (issue 3)
+        from ._cli_uncertainty import load_posterior
+        from .risk import risk_objective
+
+        draws = load_posterior(args.fit, args.params, args.tokens)
+        objective = risk_objective(draws, args.objective, baseline)
+    result = optimize_mixture(objective, model.sources_, constraints=constraints,
                               total_tokens=args.tokens if model.progress_ == "tokens" else None,
-                              baseline=baseline, domain_losses=target.domain_losses,
+                              baseline=baseline, domain_losses=dlosses,
                               domains=model.domains_, n_starts=args.n_starts, seed=args.seed)
     d = {"kind": "mixlaws.mixture", "mixlaws_version": __version__,
          "target": {"params": args.params, "tokens": args.tokens, "progress": model.progress_}}
     d.update(result.to_dict())
+    d["repetition_aware"] = None if rep is None else rep.summary(result.mixture)
+    if draws is not None:
+        from ._cli_uncertainty import risk_report
+
+        d["uncertainty"] = risk_report(draws, result.mixture, baseline, args.objective)
     return d
 
 
@@ -152,8 +171,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         mixtures, labels = parse_mixture(args.mixture, model.sources_)[None], ["mixture"]
     else:
         mixtures, labels = read_mixtures(args.mixtures, model.sources_)
-    _emit(_predictions(model, mixtures, labels, args.params, args.tokens, args.per_domain),
-          args.output)
+    rows = _predictions(model, mixtures, labels, args.params, args.tokens, args.per_domain)
+    if args.level is not None:  # posterior intervals (issue 3)
+        from ._cli_uncertainty import interval_rows, load_posterior
+
+        draws = load_posterior(args.fit, args.params, args.tokens)
+        for row, extra in zip(rows, interval_rows(draws, mixtures, args.level, args.per_domain,
+                                                  model.domains_)):
+            row.update(extra)
+    _emit(rows, args.output)
     return 0
 
 
@@ -190,14 +216,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     os.makedirs(args.output, exist_ok=True)
     out = lambda name: os.path.join(args.output, name)  # noqa: E731
-    model, runs = _fit_model(args)
+    from .progress import progress
+
+    with progress("fitting step laws"):
+        model, runs = _fit_model(args)
     with open(out("fit.json"), "w", encoding="utf-8") as f:
         json.dump(model_to_dict(model), f, indent=1, allow_nan=False)
-    target = model.target(args.params, args.tokens)
+    with progress("fitting size and mixing laws at the target"):
+        target = model.target(args.params, args.tokens)
     report = fit_report(model, target)
     with open(out("fit_report.txt"), "w", encoding="utf-8") as f:
         f.write(report + "\n")
-    mix = _optimize(model, args)
+    with progress("optimising the mixture"):
+        mix = _optimize(model, args)
     _emit(mix, out("mixture.json"))
     fitted = _predictions(model, model.mixtures_, list(model.mixture_labels_), args.params,
                           args.tokens, True)
@@ -211,6 +242,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         with open(out(name), "w", encoding="utf-8") as f:
             f.write(_export_text(out("mixture.json"), fmt, args))
         written.append(name)
+    written += _write_html_report(model, target, runs, mix, out("report.html"), out("figures"),
+                                  args.output)
     summary = {
         "target": mix["target"], "predicted_loss": mix["predicted_loss"],
         "mixture": mix["mixture"], "baseline": mix["baseline"], "gain": mix["gain"],
@@ -225,6 +258,52 @@ def cmd_run(args: argparse.Namespace) -> int:
     _emit(summary, out("summary.json"))
     _say(args, report)
     _emit(summary, None)
+    return 0
+
+
+def _write_html_report(model, target, runs, mix, path: str, png_dir: str, root: str) -> list[str]:
+    from .progress import progress
+    from .report import build_report, write_report
+
+    with progress("writing the HTML report"):
+        files = write_report(build_report(model, target, runs=runs, mixture=mix), path, png_dir)
+    return [os.path.relpath(f, root) for f in files]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .artifact import load_model
+    from .manifest import load_mixture
+    from .runs import read_runs
+
+    model = load_model(args.fit)
+    mix = None
+    if args.mixture:
+        load_mixture(args.mixture)  # validates the artifact
+        with open(args.mixture, encoding="utf-8") as f:
+            mix = json.load(f)
+    N = args.params or (mix["target"]["params"] if mix else None)
+    D = args.tokens or (mix["target"]["tokens"] if mix else None)
+    if (N is None) != (D is None):
+        raise MixlawsError("give both --params and --tokens (or --mixture MIX.json), or neither")
+    table = args.runs or model.source_path_
+    runs = None
+    if table and os.path.exists(table):
+        try:
+            runs = read_runs(table, renormalize=True)
+        except MixlawsError:
+            runs = None  # data points are optional: the fitted curves are drawn anyway
+    draws = None
+    if args.draws:
+        from .uncertainty import load_draws
+
+        draws = load_draws(args.draws)
+    target = None if N is None else model.target(N, D)
+    from .report import build_report, write_report
+
+    out = args.output
+    png_dir = os.path.splitext(out)[0] + "_figures" if args.png else None
+    write_report(build_report(model, target, runs=runs, mixture=mix, draws=draws), out, png_dir)
+    _say(args, f"mixlaws: wrote {out}" + (f" and {png_dir}/*.png" if png_dir else ""))
     return 0
 
 
@@ -261,6 +340,12 @@ def _add_optimize_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", metavar="MIX",
                    help="baseline mixture 'a=0.3,b=0.7' or a run id of the table")
     p.add_argument("--n-starts", type=int, default=16, help="optimiser starts (default 16)")
+    p.add_argument("--repetition-aware", action="store_true",
+                   help="value repeated tokens by Muennighoff et al. 2023's effective data (needs "
+                        "--constraints with available_tokens)")
+    p.add_argument("--r-star", type=float, default=15.4,
+                   help="R* of the effective-data law, repetitions at which value decays by 1/e "
+                        "(default 15.4)")
 
 
 def _add_export_options(p: argparse.ArgumentParser) -> None:
@@ -275,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mixlaws", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"mixlaws {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser.add_argument("--quiet", action="store_true", help="no report on stderr")
+    parser.add_argument("--quiet", action="store_true", help="no report or progress on stderr")
+    parser.add_argument("--verbose", action="store_true", help="log each step (INFO) on stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("fit", help="fit the step laws of a runs table")
@@ -290,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--mixture", help="one mixture 'a=0.3,b=0.7'")
     src.add_argument("--mixtures", metavar="MIX.csv", help="CSV/Parquet with mix:<source> columns")
     p.add_argument("--per-domain", action="store_true", help="add per-domain losses")
+    p.add_argument("--level", type=float, metavar="P",
+                   help="add posterior intervals at this level (needs `mixlaws sample` first)")
     p.add_argument("-o", "--output", help="output JSON (default: stdout)")
     p.set_defaults(func=cmd_predict)
 
@@ -298,8 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(p)
     _add_optimize_options(p)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--objective", metavar="OBJ",
+                   help="posterior objective mean|quantile:Q|p-better (needs `mixlaws sample`)")
     p.add_argument("-o", "--output", help="mixture artifact (default: stdout)")
     p.set_defaults(func=cmd_optimize)
+    from ._cli_uncertainty import add_sample_parser
+
+    add_sample_parser(sub, _add_target)
 
     p = sub.add_parser("export", help="write a mixture for a data loader")
     p.add_argument("mixture_file", metavar="MIX.json", help="mixture artifact from `optimize`")
@@ -318,6 +411,17 @@ def build_parser() -> argparse.ArgumentParser:
                         f"available: {','.join(sorted(FORMATS))})")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="self-contained HTML report of a fit (figures embedded)")
+    p.add_argument("fit", help="fit artifact written by `mixlaws fit`")
+    p.add_argument("--params", type=parse_quantity, help="target N* (size and mixing stages)")
+    p.add_argument("--tokens", type=parse_quantity, help="target D*")
+    p.add_argument("--mixture", metavar="MIX.json", help="mixture artifact (also sets the target)")
+    p.add_argument("--runs", help="runs table for the data points (default: the fitted table)")
+    p.add_argument("--draws", metavar="DRAWS", help="posterior draws for intervals/diagnostics")
+    p.add_argument("--png", action="store_true", help="also save the figures as PNG files")
+    p.add_argument("-o", "--output", default="report.html", help="HTML file (default report.html)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
@@ -331,6 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
+    from .progress import configure_logging
+
+    configure_logging(verbose=args.verbose, quiet=args.quiet)
     try:
         return int(args.func(args))
     except MixlawsError as exc:

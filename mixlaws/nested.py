@@ -302,8 +302,10 @@ class NestedMixingLaw:
                 notes.append(f"{left} mixture(s) have runs at fewer than {need} model sizes and "
                              f"are left out of the size stage")
             if not used:
+                most = max(np.unique(R["params"][ok & (R["mixture"] == m)]).size for m in mix_ids)
                 raise InsufficientDataError(
-                    f"size stage: no mixture has runs at ≥ {need} model sizes", needed=need, found=1)
+                    f"size stage: each mixture needs runs at ≥ {need} model sizes "
+                    f"(tie_alpha={self.tie_alpha!r}); found at most {most}", needed=need, found=most)
             S = max(int((ok & (R["mixture"] == m)).sum()) for m in used)
             nd = len(self.domains_)
             G = len(used) * nd

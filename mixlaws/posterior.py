@@ -1,0 +1,324 @@
+r"""MCMC posteriors of the stage laws with emcee, and readable chain diagnostics.
+
+Design (why not one ensemble over everything)
+---------------------------------------------
+A nested fit of the Ye et al. RedPajama table has ~4,600 step parameters,
+~900 size parameters and ~200 mixing parameters. One affine-invariant
+ensemble over all of them would need thousands of walkers and never mix. The
+stages factorise instead:
+
+* **size law** ``L_gi = E_g + A_g (N_i/N_ref)^(-alpha)``, written
+  ``L_gi = E'_g + A''_g x_i(alpha)`` with ``x_i = ((N_i/N_ref)^(-alpha) - 1)/alpha``,
+  ``E' = E + A``, ``A'' = alpha A`` (well conditioned as ``alpha -> 0``, where
+  ``(E, A)`` become collinear and a flat prior on them would make the posterior
+  improper), is *linear* in ``(E'_g, A''_g)`` given the shared exponent ``alpha`` and the
+  noise scale ``tau``. With Gaussian errors of variance
+  ``v_gi = y_gi^2 (s_gi^2 + tau^2)`` (``s_gi`` the step stage's predictive
+  relative sd at ``D*``, i.e. the previous stage's spread enters as measurement
+  error; ``tau`` the learned run-to-run scatter) and flat priors on
+  ``(E'_g, A''_g)`` the group parameters integrate out in closed form:
+
+  .. math::
+
+     \log p(y \mid \alpha, \tau) = \sum_g \Big[-\tfrac12 \sum_i \log v_{gi}
+        - \tfrac12 \log\det X_g^T V_g^{-1} X_g - \tfrac12 \mathrm{RSS}_g\Big].
+
+  emcee samples only ``(log alpha, log tau)`` (one ``alpha`` per tie block);
+  ``(E_g, A_g)`` are then drawn exactly from their conditional Gaussian. This is
+  the whole size stage, not an approximation of it (up to the truncation to the
+  physical region ``0 < E_g < min_i y_gi``, ``A_g > 0``, applied by rejection).
+  Priors: ``alpha ~ U(0, 2)``, ``log tau ~ U(log 1e-6, log 0.2)``.
+* **mixing law** per domain, ``log y_m ~ t_4(log(c + k e^{t . r_m}), sigma)``:
+  a Student-t (robust) likelihood with a learned scale ``sigma``; ``M + 1``
+  parameters ``(c, log k, u)`` with ``t = H u`` (sum-zero gauge) plus
+  ``log sigma``. Priors: ``c ~ U(0, min_m y_m)``, ``log k ~ U(-30, log 10 max y)``,
+  ``u ~ N(0, 10^2)``, ``log sigma ~ U(log 1e-6, log 0.5)``. One small ensemble
+  per domain, all sharing one compiled log-probability.
+
+Every log-probability is a JAX function of a ``(n_walkers, dim)`` array, jitted
+once and passed to emcee with ``vectorize=True``.
+
+Diagnostics: :func:`run_ensemble` runs in chunks and stops when the chain is
+longer than ``min_tau_multiple`` (default 50) integrated autocorrelation times
+of every parameter, extending up to ``max_steps``; if the budget runs out it
+emits a :class:`ChainWarning` (never a silent pass). ESS is
+``n_walkers * kept_steps / tau``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import emcee
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _config  # noqa: F401
+from .errors import MixlawsError
+
+__all__ = ["ChainWarning", "ChainDiagnostics", "Chain", "run_ensemble", "integrated_time",
+           "size_log_marginal", "sample_size_stage", "mixing_log_prob", "sample_mixing_stage",
+           "NU"]
+
+NU = 4.0
+"""Degrees of freedom of the Student-t likelihood of the mixing stage."""
+_LOG_TAU = (np.log(1e-6), np.log(0.2))
+_LOG_SIGMA = (np.log(1e-6), np.log(0.5))
+_ALPHA_MAX = 2.0
+
+
+class ChainWarning(UserWarning):
+    """An MCMC chain is shorter than ``min_tau_multiple`` autocorrelation times."""
+
+
+@dataclass(frozen=True)
+class ChainDiagnostics:
+    """What a user needs to trust (or distrust) a chain.
+
+    Attributes
+    ----------
+    name : what was sampled.
+    n_walkers, n_steps : ensemble size and total steps run.
+    burn : steps discarded (2 tau, at least 1/5 of the chain... see :func:`run_ensemble`).
+    tau : ``(dim,)`` integrated autocorrelation time per parameter (steps).
+    steps_per_tau : ``n_steps / max(tau)`` (want ≥ ``min_tau_multiple``).
+    ess : ``n_walkers * (n_steps - burn) / max(tau)``.
+    acceptance : mean acceptance fraction (0.2–0.5 is healthy).
+    converged : ``steps_per_tau >= min_tau_multiple``.
+    """
+
+    name: str
+    n_walkers: int
+    n_steps: int
+    burn: int
+    tau: np.ndarray
+    steps_per_tau: float
+    ess: float
+    acceptance: float
+    converged: bool
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary."""
+        return {"name": self.name, "n_walkers": self.n_walkers, "n_steps": self.n_steps,
+                "burn": self.burn, "tau": [float(x) for x in self.tau],
+                "steps_per_tau": float(self.steps_per_tau), "ess": float(self.ess),
+                "acceptance": float(self.acceptance), "converged": bool(self.converged)}
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Post-burn-in samples ``(n_kept_steps, n_walkers, dim)`` and their diagnostics."""
+
+    samples: np.ndarray
+    diagnostics: ChainDiagnostics
+
+    def flat(self) -> np.ndarray:
+        """Samples flattened to ``(n, dim)``."""
+        return self.samples.reshape(-1, self.samples.shape[-1])
+
+
+def integrated_time(x: np.ndarray) -> np.ndarray:
+    """Integrated autocorrelation time of each column of ``x (n_steps, n_walkers, dim)``.
+
+    emcee's estimator (Goodman & Weare; Sokal's automatic window, ``c = 5``),
+    computed without its "chain too short" exception: the caller decides.
+    """
+    return np.atleast_1d(emcee.autocorr.integrated_time(x, c=5, tol=0, quiet=True))
+
+
+def run_ensemble(log_prob: Callable[[jax.Array], jax.Array], x0: np.ndarray, *, name: str,
+                 seed: int, min_steps: int = 500, max_steps: int = 20000,
+                 min_tau_multiple: float = 50.0, chunk: int = 500) -> Chain:
+    """Run emcee's stretch-move ensemble with a vectorised log-probability until long enough.
+
+    Parameters
+    ----------
+    log_prob : jitted ``(n_walkers, dim) -> (n_walkers,)``.
+    x0 : ``(n_walkers, dim)`` initial walkers (around the best fit).
+    min_steps, max_steps : first run length and budget.
+    min_tau_multiple : stop once ``n_steps >= min_tau_multiple * max(tau)``.
+
+    The chain is extended by ``chunk`` steps (or to the length that the current
+    tau estimate asks for, whichever is larger) until the criterion holds or the
+    budget is spent. Burn-in is ``max(2 max(tau), n_steps / 5)``.
+    """
+    nw, dim = x0.shape
+    rng = np.random.RandomState(seed % (2**32))
+    f = lambda x: np.asarray(log_prob(jnp.asarray(x)))  # noqa: E731
+    lp0 = f(x0)
+    if not np.all(np.isfinite(lp0)):
+        raise MixlawsError(f"{name}: the best fit has zero posterior density (outside the "
+                           f"priors); check the fit warnings")
+    sampler = emcee.EnsembleSampler(nw, dim, f, vectorize=True)
+    sampler.random_state = rng.get_state()
+    state = sampler.run_mcmc(x0, min_steps, progress=False)
+    while True:
+        chain = sampler.get_chain()
+        n = chain.shape[0]
+        tau = integrated_time(chain[n // 5:])
+        need = int(np.ceil(min_tau_multiple * np.max(tau)))
+        if n >= need or n >= max_steps:
+            break
+        more = int(min(max(chunk, need - n + chunk // 5), max_steps - n))
+        state = sampler.run_mcmc(state, more, progress=False)
+    tmax = float(np.max(tau))
+    burn = int(min(max(2 * tmax, n / 5), n // 2))
+    kept = chain[burn:]
+    ok = n >= min_tau_multiple * tmax
+    diag = ChainDiagnostics(name=name, n_walkers=nw, n_steps=n, burn=burn, tau=tau,
+                            steps_per_tau=n / tmax, ess=nw * kept.shape[0] / tmax,
+                            acceptance=float(np.mean(sampler.acceptance_fraction)), converged=ok)
+    if not ok:
+        warnings.warn(f"{name}: chain of {n} steps is only {n / tmax:.0f} autocorrelation times "
+                      f"(tau = {tmax:.0f} steps; want ≥ {min_tau_multiple:.0f}); intervals may be "
+                      f"unreliable: raise the step budget", ChainWarning, stacklevel=2)
+    return Chain(samples=kept, diagnostics=diag)
+
+
+def _walkers(center: np.ndarray, scale: np.ndarray, n: int, rng: np.random.Generator,
+             ok: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``n`` walkers in a small Gaussian ball around ``center`` inside the prior support."""
+    out = center + scale * rng.standard_normal((n, center.size))
+    for _ in range(50):
+        bad = ~ok(out)
+        if not bad.any():
+            break
+        out[bad] = center + 0.5 * scale * rng.standard_normal((int(bad.sum()), center.size))
+    out[~ok(out)] = center
+    return out
+
+
+# -- size stage: collapsed likelihood ------------------------------------------------------------
+
+def size_log_marginal(theta: jax.Array, x_log: jax.Array, y: jax.Array, s2: jax.Array,
+                      w: jax.Array, block: jax.Array) -> jax.Array:
+    """Log posterior of ``theta = (log alpha_1..log alpha_B, log tau)`` (one walker).
+
+    ``x_log (G, S)`` is ``log(N/N_ref)``, ``y (G, S)`` the stage data (losses at
+    ``D*``), ``s2 (G, S)`` their relative predictive variance from the step stage,
+    ``w (G, S)`` the mask and ``block (G,)`` the tie block of each group.
+    """
+    la, lt = theta[:-1], theta[-1]
+    alpha = jnp.exp(la)
+    in_prior = jnp.all(alpha < _ALPHA_MAX) & (lt > _LOG_TAU[0]) & (lt < _LOG_TAU[1])
+    ab = alpha[block][:, None]
+    x = jnp.expm1(-ab * x_log) / ab
+    v = y * y * (s2 + jnp.exp(2 * lt))
+    iv = w / v
+    s0, s1, s2_ = iv.sum(1), (iv * x).sum(1), (iv * x * x).sum(1)
+    b0, b1 = (iv * y).sum(1), (iv * x * y).sum(1)
+    det = s0 * s2_ - s1 * s1
+    e = (s2_ * b0 - s1 * b1) / det
+    a = (s0 * b1 - s1 * b0) / det
+    rss = (iv * y * y).sum(1) - (e * b0 + a * b1)
+    lp = jnp.sum(-0.5 * (w * jnp.log(v)).sum(1) - 0.5 * jnp.log(det) - 0.5 * rss)
+    lp = lp + jnp.sum(la)                       # alpha ~ U(0, 2) expressed in log alpha
+    return jnp.where(in_prior & jnp.isfinite(lp), lp, -jnp.inf)
+
+
+def _size_conditional(alpha_g: np.ndarray, tau: float, x_log: np.ndarray, y: np.ndarray,
+                      s2: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(G, 2)`` and covariance ``(G, 2, 2)`` of ``(E', A'')`` given ``alpha, tau``."""
+    x = np.expm1(-alpha_g[:, None] * x_log) / alpha_g[:, None]
+    iv = w / (y * y * (s2 + tau**2))
+    M = np.stack([np.stack([iv.sum(1), (iv * x).sum(1)], -1),
+                  np.stack([(iv * x).sum(1), (iv * x * x).sum(1)], -1)], -2)
+    b = np.stack([(iv * y).sum(1), (iv * x * y).sum(1)], -1)
+    cov = np.linalg.inv(M)
+    return np.einsum("gij,gj->gi", cov, b), cov
+
+
+def sample_size_stage(x_log: np.ndarray, y: np.ndarray, s2: np.ndarray, w: np.ndarray,
+                      block: np.ndarray, alpha_hat: np.ndarray, x_target: float, n_draws: int, *,
+                      seed: int, max_steps: int = 20000) -> tuple[np.ndarray, np.ndarray, Chain]:
+    """Posterior draws of the size-stage predictions at ``N*``.
+
+    Returns ``(Y (n_draws, G), tau (n_draws,), chain)`` where ``Y`` is the mean-law
+    loss ``E_g + A_g (N*/N_ref)^(-alpha)`` of every group and ``x_target = log(N*/N_ref)``.
+    """
+    nb = int(block.max()) + 1
+    args = tuple(jnp.asarray(a) for a in (x_log, y, s2, w)) + (jnp.asarray(block),)
+    lp = jax.jit(jax.vmap(lambda th: size_log_marginal(th, *args)))
+    rng = np.random.default_rng([seed, 1])
+    center = np.concatenate([np.log(np.clip(alpha_hat, 1e-3, 1.9)), [np.log(1e-3)]])
+    nw = max(32, 4 * (nb + 1))
+    ok = lambda X: np.isfinite(np.asarray(lp(jnp.asarray(X))))  # noqa: E731
+    x0 = _walkers(center, np.full(nb + 1, 0.05), nw, rng, ok)
+    chain = run_ensemble(lp, x0, name="size stage (alpha, tau)", seed=seed, max_steps=max_steps)
+    flat = chain.flat()
+    pick = flat[rng.integers(0, flat.shape[0], n_draws)]
+    G = y.shape[0]
+    Y = np.empty((n_draws, G))
+    ymin = np.where(w > 0, y, np.inf).min(1)
+    for s, th in enumerate(pick):
+        alpha_g = np.exp(th[:-1])[block]
+        mean, cov = _size_conditional(alpha_g, float(np.exp(th[-1])), x_log, y, s2, w)
+        L = np.linalg.cholesky(cov + 1e-300 * np.eye(2))
+        ea = mean + np.einsum("gij,gj->gi", L, rng.standard_normal((G, 2)))
+        for _ in range(10):                     # physical region: 0 < E < min y, A > 0
+            E = ea[:, 0] - ea[:, 1] / alpha_g
+            bad = (E <= 0) | (E >= ymin) | (ea[:, 1] <= 0)
+            if not bad.any():
+                break
+            ea[bad] = mean[bad] + np.einsum("gij,gj->gi", L[bad],
+                                            rng.standard_normal((int(bad.sum()), 2)))
+        ea[:, 1] = np.maximum(ea[:, 1], 0.0)
+        Y[s] = ea[:, 0] + ea[:, 1] * np.expm1(-alpha_g * x_target) / alpha_g
+    return Y, np.exp(pick[:, -1]), chain
+
+
+# -- mixing stage: robust per-domain law ---------------------------------------------------------
+
+def mixing_log_prob(theta: jax.Array, RH: jax.Array, logy: jax.Array, ymin: jax.Array,
+                    logk_hi: jax.Array) -> jax.Array:
+    """Log posterior of ``theta = (c, log k, u_1..u_{M-1}, log sigma)`` of one domain (one walker)."""
+    c, lk, u, ls = theta[0], theta[1], theta[2:-1], theta[-1]
+    in_prior = ((c > 0) & (c < ymin) & (lk > -30.0) & (lk < logk_hi)
+                & (ls > _LOG_SIGMA[0]) & (ls < _LOG_SIGMA[1]))
+    pred = c + jnp.exp(lk + RH @ u)
+    z = (jnp.log(pred) - logy) / jnp.exp(ls)
+    n = logy.size
+    ll = -0.5 * (NU + 1) * jnp.sum(jnp.log1p(z * z / NU)) - n * ls
+    lp = ll - 0.5 * jnp.sum(u * u) / 100.0
+    return jnp.where(in_prior & jnp.isfinite(lp), lp, -jnp.inf)
+
+
+_mixing_batch = jax.jit(jax.vmap(mixing_log_prob, in_axes=(0, None, None, None, None)))
+
+
+def sample_mixing_stage(RH: np.ndarray, losses: np.ndarray, theta_hat: np.ndarray,
+                        n_draws: int, *, seed: int,
+                        max_steps: int = 20000) -> tuple[np.ndarray, list[Chain]]:
+    """Posterior draws ``(n_draws, n_domains, M + 1)`` of ``(c, log k, u)`` per domain.
+
+    ``theta_hat (n_domains, M + 1)`` is the best fit (walkers start around it);
+    ``losses (n_mix, n_domains)`` the stage data. Returns the draws and one chain per domain.
+    """
+    n, nd = losses.shape
+    P = theta_hat.shape[1]
+    rng = np.random.default_rng([seed, 2])
+    out = np.empty((n_draws, nd, P))
+    chains = []
+    RHj = jnp.asarray(RH)
+    for d in range(nd):
+        y = losses[:, d]
+        args = (RHj, jnp.asarray(np.log(y)), jnp.asarray(y.min()),
+                jnp.asarray(np.log(10 * y.max())))
+        lp = lambda X, args=args: _mixing_batch(X, *args)  # noqa: E731
+        resid = np.log(theta_hat[d, 0] + np.exp(theta_hat[d, 1] + RH @ theta_hat[d, 2:])) - np.log(y)
+        sig = max(float(np.sqrt(np.mean(resid**2))), 1e-5)
+        center = np.concatenate([theta_hat[d], [np.log(sig)]])
+        center[0] = float(np.clip(center[0], 1e-4 * y.min(), 0.999 * y.min()))
+        scale = np.concatenate([[1e-3 * y.min(), 1e-3], np.full(P - 2, 1e-3), [0.05]])
+        nw = max(32, 2 * (P + 1) + 2)
+        ok = lambda X, lp=lp: np.isfinite(np.asarray(lp(jnp.asarray(X))))  # noqa: E731
+        x0 = _walkers(center, scale, nw, rng, ok)
+        ch = run_ensemble(lp, x0, name=f"mixing stage, domain {d}", seed=seed + d,
+                          max_steps=max_steps)
+        flat = ch.flat()
+        out[:, d] = flat[rng.integers(0, flat.shape[0], n_draws), :P]
+        chains.append(ch)
+    return out, chains

@@ -1,0 +1,164 @@
+"""Tests of posterior sampling, propagation, intervals, risk objectives and the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mixlaws.cli import main
+from mixlaws.errors import MixlawsError
+from mixlaws.nested import NestedMixingLaw
+from mixlaws.posterior import ChainWarning, run_ensemble, size_log_marginal
+from mixlaws.risk import compare_to_baseline, parse_objective, risk_objective
+from mixlaws.runs import validate_runs
+from mixlaws.simulate import random_truth, simulate_sweep
+from mixlaws.uncertainty import (bootstrap_posterior, load_draws, predict_intervals,
+                                 sample_posterior, save_draws)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import calibration  # noqa: E402
+
+TARGET = calibration.TARGET
+
+
+@pytest.fixture(scope="module")
+def small():
+    truth = random_truth(calibration.SOURCES, calibration.DOMAINS, seed=3)
+    runs = validate_runs(simulate_sweep(truth, n_mixtures=10, seed=3,
+                                        checkpoints=(0.2, 0.4, 0.6, 0.8, 1.0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = NestedMixingLaw(tie_beta="all").fit(runs)
+        draws = sample_posterior(model, runs, *TARGET, n_draws=500, seed=1)
+    return truth, runs, model, draws
+
+
+def test_calibration_small():
+    """Coverage of the target-scale mean law over 8 replicate sweeps (32 intervals)."""
+    res = calibration.study(8, n_draws=400)
+    assert 0.75 <= res["cover90"] <= 1.0, res
+    assert 0.30 <= res["cover50"] <= 0.75, res
+    assert res["rel_width90"] < 0.05, res
+
+
+def test_draws_are_reproducible_and_shaped(small):
+    truth, runs, model, draws = small
+    assert draws.c.shape == (500, 2) and draws.t.shape == (500, 2, 3)
+    np.testing.assert_allclose(draws.t.sum(-1), 0.0, atol=1e-9)      # gauge kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = sample_posterior(model, runs, *TARGET, n_draws=500, seed=1)
+    np.testing.assert_array_equal(again.c, draws.c)
+    d = draws.diagnostics[0]
+    assert d["name"].startswith("size") and d["ess"] > 0 and 0 < d["acceptance"] < 1
+    assert d["steps_per_tau"] == pytest.approx(d["n_steps"] / max(d["tau"]))
+
+
+def test_intervals_nest_and_contain_mean(small):
+    _, _, model, draws = small
+    iv50 = predict_intervals(draws, model.mixtures_, 0.5)
+    iv90 = predict_intervals(draws, model.mixtures_, 0.9)
+    assert np.all(iv90.lower <= iv50.lower) and np.all(iv50.upper <= iv90.upper)
+    # run-to-run noise widens the interval (up to Monte Carlo error of the quantiles)
+    assert np.all(iv90.new_upper - iv90.new_lower >= 0.97 * (iv90.upper - iv90.lower))
+    assert np.all((iv90.lower < iv90.loss) & (iv90.loss < iv90.upper))
+    assert iv90.domain_lower.shape == (len(model.mixtures_), 2)
+    with pytest.raises(MixlawsError):
+        predict_intervals(draws, model.mixtures_, 1.5)
+
+
+def test_save_load_roundtrip(small, tmp_path):
+    draws = small[3]
+    save_draws(draws, tmp_path / "p.npz")
+    back = load_draws(tmp_path / "p.npz")
+    for a in ("c", "k", "t", "run_noise", "weights"):
+        np.testing.assert_array_equal(getattr(back, a), getattr(draws, a))
+    assert back.diagnostics == draws.diagnostics and back.method == "mcmc"
+
+
+def test_short_chain_warns_and_long_chain_does_not():
+    lp = jax_normal = lambda x: -0.5 * jnp.sum(x * x, axis=1)  # noqa: E731,F841
+    x0 = np.random.default_rng(0).normal(size=(16, 2)) * 0.1
+    with pytest.warns(ChainWarning, match="autocorrelation times"):
+        ch = run_ensemble(lp, x0, name="short", seed=0, min_steps=60, max_steps=60)
+    assert not ch.diagnostics.converged
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ChainWarning)
+        ch = run_ensemble(lp, x0, name="long", seed=0, min_steps=500, max_steps=6000)
+    assert ch.diagnostics.converged and ch.diagnostics.n_steps >= 50 * max(ch.diagnostics.tau)
+    s = ch.flat()
+    assert abs(s.mean()) < 0.1 and abs(s.std() - 1) < 0.1
+
+
+def test_size_marginal_peaks_near_true_alpha():
+    rng = np.random.default_rng(0)
+    N = np.array([2e7, 5e7, 1e8, 2e8])
+    xl = np.log(N) - np.log(N).mean()
+    E, A = rng.uniform(1.5, 2.5, 30), rng.uniform(0.5, 1.0, 30)
+    y = E[:, None] + A[:, None] * np.exp(-0.3 * xl)[None] * (1 + 1e-4 * rng.standard_normal((30, 4)))
+    args = [jnp.asarray(a) for a in (np.broadcast_to(xl, y.shape), y, np.zeros_like(y),
+                                     np.ones_like(y))] + [jnp.zeros(30, int)]
+    grid = np.linspace(0.1, 0.6, 51)
+    lp = [float(size_log_marginal(jnp.array([np.log(a), np.log(1e-4)]), *args)) for a in grid]
+    assert abs(grid[int(np.argmax(lp))] - 0.3) <= 0.03
+    assert float(size_log_marginal(jnp.array([np.log(2.5), -9.0]), *args)) == -np.inf
+
+
+def test_risk_objectives(small):
+    _, _, model, draws = small
+    r = model.mixtures_[1]
+    base = model.mixtures_[0]
+    assert float(risk_objective(draws, "mean")(r)) == pytest.approx(float(np.mean(draws.loss_draws(r))))
+    q = float(risk_objective(draws, "quantile:0.9")(r))
+    assert q == pytest.approx(float(np.quantile(draws.loss_draws(r), 0.9)))
+    pb = float(risk_objective(draws, "p-better", base)(r))
+    cmp = compare_to_baseline(draws, r, base)
+    assert -1 <= pb <= 0 and abs(-pb - cmp["p_better"]) < 0.1
+    assert cmp["gain_lower"] <= cmp["gain"] <= cmp["gain_upper"]
+    for bad in ("median", "quantile:1.5", "quantile:x"):
+        with pytest.raises(MixlawsError):
+            parse_objective(bad)
+    with pytest.raises(MixlawsError, match="baseline"):
+        risk_objective(draws, "p-better")
+
+
+def test_bootstrap_over_runs(small):
+    truth, runs, model, _ = small
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = bootstrap_posterior(model, runs, *TARGET, n_boot=3, seed=0)
+    assert b.method == "bootstrap" and 2 <= b.n_draws <= 3
+    iv = predict_intervals(b, model.mixtures_[:3], 0.9)
+    assert np.all(iv.upper > iv.lower)
+
+
+def test_cli_sample_predict_optimize(tmp_path, capsys):
+    fit = str(tmp_path / "fit.json")
+    assert main(["--quiet", "fit", "fixtures/sweep.csv", "--tie-beta", "all", "-o", fit]) == 0
+    assert main(["predict", fit, "--params", "1e9", "--tokens", "2e10",
+                 "--mixture", "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1",
+                 "--level", "0.9"]) == 2
+    assert "mixlaws sample" in capsys.readouterr().err
+    assert main(["sample", fit, "--params", "1e9", "--tokens", "2e10", "--draws", "300"]) == 0
+    capsys.readouterr()
+    assert json.load(open(fit))["posterior"]["file"] == "fit.posterior.npz"
+    assert main(["predict", fit, "--params", "1e9", "--tokens", "2e10", "--per-domain",
+                 "--mixture", "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1",
+                 "--level", "0.9"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["lower"] < row["loss"] < row["upper"]
+    assert row["new_run_interval"][0] < row["upper"] and "web" in row["domains"]
+    out = str(tmp_path / "mix.json")
+    assert main(["optimize", fit, "--params", "1e9", "--tokens", "2e10", "--objective",
+                 "quantile:0.9", "--baseline", "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1",
+                 "--n-starts", "2", "-o", out]) == 0
+    u = json.load(open(out))["uncertainty"]
+    assert 0 <= u["versus_baseline"]["p_better"] <= 1
+    assert main(["predict", fit, "--params", "2e9", "--tokens", "2e10", "--level", "0.9",
+                 "--mixture", "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1"]) == 2

@@ -238,7 +238,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         fmt = fmt.strip()
         if not fmt:
             continue
-        name = f"export.{fmt}.{_EXT.get(fmt, 'txt')}"
+        ext = _EXT.get(fmt, "txt")
+        name = f"export.{fmt}" if fmt == ext else f"export.{fmt}.{ext}"
         with open(out(name), "w", encoding="utf-8") as f:
             f.write(_export_text(out("mixture.json"), fmt, args))
         written.append(name)

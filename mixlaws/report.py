@@ -235,7 +235,7 @@ def build_report(model: NestedMixingLaw, target: TargetFit | None = None, *, run
     model._check_fitted()
     figs: list[tuple[str, str, str, Any]] = []
     resid: list[tuple] = []
-    if model.step_ is not None or runs is not None:
+    if model.step_ is not None:  # single-checkpoint sweeps have no step curves to draw
         fig, panels = _step_figure(model, target, runs)
         figs.append(("step", "Step stage: loss vs training progress",
                      "Aggregate validation loss per run (points) and fitted step laws (lines), "

@@ -1,0 +1,131 @@
+"""HTML report: `mixlaws run` writes it with every figure present and non-empty."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+from mixlaws.artifact import load_model
+from mixlaws.cli import main
+from mixlaws.nested import NestedMixingLaw
+from mixlaws.report import build_report, leave_one_mixture_out, write_report
+from mixlaws.runs import read_runs, validate_runs
+
+FIGURES = ("step", "size", "mixing", "residuals", "mixture", "tokens")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _images(html: str) -> dict[str, bytes]:
+    return {alt: base64.b64decode(b64) for alt, b64 in
+            re.findall(r"<img alt='([\w-]+)' src='data:image/png;base64,([A-Za-z0-9+/=]+)'>", html)}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, sweep_path):
+    out = tmp_path_factory.mktemp("run")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["--quiet", "run", str(sweep_path), "--params", "1e9",
+                     "--tokens", "2e10", "--tie-beta", "all", "--baseline",
+                     "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1", "--formats", "json",
+                     "-o", str(out)])
+    assert code == 0
+    return out
+
+
+def test_run_writes_report_with_every_figure(run_dir):
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    imgs = _images(html)
+    assert set(imgs) == set(FIGURES)
+    for name in FIGURES:
+        assert imgs[name].startswith(PNG) and len(imgs[name]) > 5000, name
+        png = (run_dir / "figures" / f"{name}.png").read_bytes()
+        assert png == imgs[name]
+    for section in ("convergence", "sampling", "fit-report"):
+        assert f"id='{section}'" in html
+    assert "Leave-one-mixture-out relative error: mean" in html
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert "report.html" in summary["files"] and "figures/mixing.png" in summary["files"]
+    assert "http" not in html.replace("https://", "").split("<body>")[0]  # no external assets
+
+
+def test_report_command_step_only(run_dir, tmp_path):
+    out = tmp_path / "r.html"
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["report", str(run_dir / "fit.json"), "-o", str(out), "--png"]) == 0
+    imgs = _images(out.read_text(encoding="utf-8"))
+    assert set(imgs) == {"step", "residuals"}
+    assert (tmp_path / "r_figures" / "step.png").read_bytes().startswith(PNG)
+
+
+def test_report_command_half_target_is_an_error(run_dir, tmp_path):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["report", str(run_dir / "fit.json"), "--params", "1e9"]) == 2
+    assert "--tokens" in err.getvalue()
+
+
+def test_leave_one_mixture_out_matches_manual_refit(run_dir, sweep_path):
+    from mixlaws.stages import fit_mixing_stage
+
+    model = load_model(run_dir / "fit.json")
+    target = model.target(1e9, 2e10)
+    lo = leave_one_mixture_out(target, model.domains_)
+    assert lo.shape == target.stage_losses.shape and np.all(np.isfinite(lo))
+    keep = np.arange(len(lo)) != 3
+    fit = fit_mixing_stage(model.domains_, target.mixtures[keep], target.stage_losses[keep])
+    p = fit.params
+    np.testing.assert_allclose(lo[3], p["c"] + p["k"] * np.exp(p["t"] @ target.mixtures[3]))
+    # held-out errors are larger than in-sample ones, and still small on this clean sweep
+    err = np.abs(lo / target.stage_losses - 1).mean()
+    fit_err = np.abs(np.asarray(target.domain_losses(target.mixtures)) / target.stage_losses - 1)
+    assert fit_err.mean() < err < 0.02
+
+    mix = json.loads((run_dir / "mixture.json").read_text())
+    mix["interval"] = {"lower": mix["predicted_loss"] - 0.01, "upper": mix["predicted_loss"] + 0.02}
+    rep = build_report(model, target, mixture=mix, leave_one_out=False)
+    plain = build_report(model, target, mixture={k: v for k, v in mix.items() if k != "interval"},
+                         leave_one_out=False)
+    by = lambda r: {f.name: f.png for f in r.figures}  # noqa: E731
+    assert by(rep)["mixture"] != by(plain)["mixture"] and by(rep)["mixing"] == by(plain)["mixing"]
+
+    from mixlaws.uncertainty import sample_posterior
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        draws = sample_posterior(model, read_runs(sweep_path), 1e9, 2e10, n_draws=200)
+    sampled = build_report(model, target, mixture=plain_mix(mix), draws=draws, leave_one_out=False)
+    assert "No posterior draws" in plain.html and "No posterior draws" not in sampled.html
+    assert "acceptance" in sampled.html and by(sampled)["mixture"] != by(plain)["mixture"]
+
+
+def plain_mix(mix: dict) -> dict:
+    return {k: v for k, v in mix.items() if k != "interval"}
+
+
+def test_too_few_mixtures_for_leave_one_out(sweep_path):
+    runs = read_runs(sweep_path)
+    keep = runs.data["run"].str.split("-").str[1].astype(int) < 7
+    small = validate_runs(runs.data[keep].reset_index(drop=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = NestedMixingLaw(tie_beta="all").fit(small)
+        target = model.target(1e9, 2e10)
+    assert leave_one_mixture_out(target, model.domains_) is None
+    rep = build_report(model, target)
+    assert "Leave-one-mixture-out skipped: 6 mixtures" in rep.html
+
+
+def test_write_report(tmp_path):
+    from mixlaws.report import Figure, Report
+
+    rep = Report(html="<html></html>", figures=(Figure("a", "A", "c", PNG + b"x"),))
+    files = write_report(rep, tmp_path / "x.html", tmp_path / "p")
+    assert files == [str(tmp_path / "x.html"), str(tmp_path / "p" / "a.png")]
+    assert (tmp_path / "p" / "a.png").read_bytes() == PNG + b"x"

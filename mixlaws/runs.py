@@ -189,6 +189,12 @@ def validate_runs(frame: pd.DataFrame, *, path: str = "<table>", renormalize: bo
         raise RunsTableError(f"{path}: missing required column(s) {', '.join(missing)}; found: "
                              f"{', '.join(columns) or 'none'}; expected: {_EXPECTED}{hint}",
                              path=path, column=missing[0])
+    unknown = [c for c in columns if ":" in c and not c.startswith(("mix:", "loss:"))]
+    if unknown:
+        raise RunsTableError(
+            f"{path}: column {unknown[0]!r} has an unknown prefix {unknown[0].split(':')[0] + ':'!r}; "
+            f"mixture columns are mix:<source> and loss columns loss:<domain> — rename or drop it",
+            path=path, column=unknown[0])
     if len(frame) == 0:
         raise RunsTableError(f"{path}: the table has a header but no data rows", path=path)
     runs = cell_text(frame["run"])

@@ -102,6 +102,8 @@ CASES: tuple[Case, ...] = (
          _csv(lambda df: df.rename(columns={"params": "Params"})), "fit {d}/runs.csv"),
     Case("no `loss:` columns", _csv(lambda df: df.drop(columns=[c for c in df if c.startswith("loss:")])),
          "fit {d}/runs.csv"),
+    Case("misspelled column prefix (`los:code`)",
+         _csv(lambda df: df.rename(columns={"loss:code": "los:code"})), "fit {d}/runs.csv"),
     Case("non-numeric cell", _csv(_set("loss:web", 3, "n/a?")), "fit {d}/runs.csv"),
     Case("NaN loss", _csv(_set("loss:code", 5, float("nan"))), "fit {d}/runs.csv"),
     Case("infinite loss", _csv(_set("loss:code", 5, float("inf"))), "fit {d}/runs.csv"),

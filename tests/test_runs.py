@@ -440,3 +440,16 @@ def test_duplicated_column_names_are_an_error(tmp_path):
     path.write_text("run,params,tokens,mix:a,mix:\nr,1,1,1,0\n")
     with pytest.raises(RunsTableError, match="'mix:' has no name"):
         read_runs(path)
+
+
+def test_misspelled_column_prefix_is_an_error():
+    import pandas as pd
+
+    from mixlaws.errors import RunsTableError
+    from mixlaws.runs import validate_runs
+
+    frame = pd.DataFrame({"run": ["a"], "params": [1e6], "tokens": [1e9], "mix:x": [1.0],
+                          "loss:web": [3.0], "los:code": [3.1]})
+    with pytest.raises(RunsTableError, match="'los:code' has an unknown prefix 'los:'") as info:
+        validate_runs(frame)
+    assert info.value.column == "los:code"

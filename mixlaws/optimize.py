@@ -145,17 +145,24 @@ def _slack(it: LinearItem, r: np.ndarray) -> float:
 def _clean(r: np.ndarray, lb: np.ndarray, ub: np.ndarray, free: np.ndarray) -> np.ndarray:
     """Clip into the bounds and make the weights sum to 1 using the free weights' slack."""
     r = np.clip(np.asarray(r, dtype=float), lb, ub)
+    # weights within 1e-10 of a bound are the optimiser's round-off: put them on the bound
+    # (so a source the optimum drops is exactly 0, which loaders such as Megatron require)
+    r = np.where(r - lb < 1e-10, lb, np.where(ub - r < 1e-10, ub, r))
+    interior = free & (r > lb) & (r < ub)
+    movable = interior if interior.any() else free
     for _ in range(3):
         resid = 1.0 - r.sum()
         if resid == 0.0 or not free.any():
             break
-        slack = np.where(free, (ub - r) if resid > 0 else (r - lb), 0.0)
+        slack = np.where(movable, (ub - r) if resid > 0 else (r - lb), 0.0)
+        if slack.sum() <= 0:
+            slack = np.where(free, (ub - r) if resid > 0 else (r - lb), 0.0)
         if slack.sum() <= 0:
             break
         r = np.clip(r + resid * slack / slack.sum(), lb, ub)
     resid = 1.0 - r.sum()
     if resid != 0.0 and free.any():
-        k = int(np.argmax(np.where(free, r, -np.inf)))
+        k = int(np.argmax(np.where(movable, r, -np.inf)))
         r[k] = min(max(r[k] + resid, lb[k]), ub[k])
     return r
 

@@ -259,3 +259,15 @@ def test_property_feasible_simplex_result(args):
     assert r.min() >= 0.0 and abs(r.sum() - 1.0) <= 1e-12
     assert np.all(r >= lo - 1e-9) and np.all(r <= hi + 1e-9)
     assert res.converged and math.isfinite(res.loss)
+
+
+def test_sources_the_optimum_drops_are_exactly_zero():
+    """Round-off from the optimiser must not leave 1e-17 weights (Megatron rejects them)."""
+    import jax.numpy as jnp
+
+    t = jnp.asarray([-1.0, -0.5, 0.8, 0.7])
+    res = optimize_mixture(lambda r: 2.0 + 0.5 * jnp.exp(r @ t) + 0.3 * jnp.sum((r - 0.3) ** 2),
+                           ["a", "b", "c", "d"], seed=0)
+    dropped = res.mixture[2:]
+    assert np.all(dropped == 0.0), dropped
+    assert res.mixture.sum() == 1.0 or abs(res.mixture.sum() - 1.0) < 1e-15

@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 
 from mixlaws.crossval import holdout_largest_size, summarise_errors
+from mixlaws.joint import JointMixingLaw
 from mixlaws.nested import NestedMixingLaw
 from mixlaws.runs import read_runs
 
@@ -62,6 +63,13 @@ def main() -> int:
     worst = sorted(per_dom.items(), key=lambda kv: -kv[1])[:5]
     print("worst domains (mean |rel err|):",
           ", ".join(f"{d} {100 * e:.2f} %" for d, e in worst))
+
+    t0 = time.perf_counter()
+    _, jpred = holdout_largest_size(runs, lambda: JointMixingLaw(val_weights=w))
+    js = summarise_errors(jpred)
+    print(f"[410M hold-out, joint law L(r,N,D) as a cross-check]: mean |rel err| "
+          f"{100 * js['mean_abs_rel_error']:.3f} %, max {100 * js['max_abs_rel_error']:.3f} %  "
+          f"({time.perf_counter() - t0:.1f} s)")
 
     t0 = time.perf_counter()
     full = make().fit(runs)

@@ -162,3 +162,59 @@ def test_cli_sample_predict_optimize(tmp_path, capsys):
     assert 0 <= u["versus_baseline"]["p_better"] <= 1
     assert main(["predict", fit, "--params", "2e9", "--tokens", "2e10", "--level", "0.9",
                  "--mixture", "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1"]) == 2
+
+
+def test_gn_mixing_agrees_with_exact_refit(small):
+    """The fast batched Gauss-Newton refit (default) matches the bounded-LM refit."""
+    _, runs, model, draws = small
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exact = sample_posterior(model, runs, *TARGET, n_draws=500, seed=1, mixing="refit")
+    r = model.mixtures_[:3]
+    a, b = np.asarray(draws.loss_draws(r)), np.asarray(exact.loss_draws(r))
+    qa, qb = np.quantile(a, [0.05, 0.5, 0.95], 0), np.quantile(b, [0.05, 0.5, 0.95], 0)
+    width = qb[2] - qb[0]
+    assert np.all(np.abs(qa[1] - qb[1]) < 0.1 * width), (qa, qb)       # same centre
+    assert np.all((qa[2] - qa[0] > 0.7 * width) & (qa[2] - qa[0] < 1.5 * width)), (qa, qb)
+    with pytest.raises(MixlawsError, match="mixing must be"):
+        sample_posterior(model, runs, *TARGET, n_draws=10, mixing="nope")
+
+
+def test_step_covariance_and_diagnostics(small):
+    from mixlaws.uncertainty import step_predictive, step_predictive_cov
+    _, runs, model, draws = small
+    C = step_predictive_cov(model, runs, TARGET[1])
+    s2 = step_predictive(model, runs, TARGET[1])
+    np.testing.assert_allclose(np.diagonal(C, axis1=1, axis2=2), s2)
+    np.testing.assert_allclose(C, np.swapaxes(C, 1, 2), atol=1e-15)
+    assert np.all(np.linalg.eigvalsh(C) > -1e-12)
+    d = draws.diagnostics[0]
+    assert d["unphysical"] >= 0 and d["ess"] >= 500          # chain ESS ≥ n_draws asked
+
+
+def test_size_marginal_prior_is_parametrisation_invariant():
+    """The group-parameter prior cancels the alpha-dependent Jacobian of (E', A'') vs (E, A)."""
+    rng = np.random.default_rng(1)
+    N = np.array([2e7, 5e7, 1e8, 2e8])
+    xl = np.log(N) - np.log(N).mean()
+    y = 2.0 + 0.8 * np.exp(-0.3 * xl)[None] * (1 + 1e-3 * rng.standard_normal((5, 4)))
+    args = [jnp.asarray(a) for a in (np.broadcast_to(xl, y.shape), y, np.zeros_like(y),
+                                     np.ones_like(y))] + [jnp.zeros(5, int)]
+    # with the (E, A) design X = [1, e^{-alpha x}] the GLS log-marginal with the same
+    # det(X^T X)^{1/2} prior must differ from ours by a constant in alpha
+    def ref(alpha, tau):
+        x = np.exp(-alpha * xl)
+        X = np.c_[np.ones(4), x]
+        out = 0.0
+        for g in range(5):
+            v = y[g] ** 2 * tau**2
+            M = X.T @ (X / v[:, None])
+            b = X.T @ (y[g] / v)
+            rss = (y[g] ** 2 / v).sum() - b @ np.linalg.solve(M, b)
+            out += (-0.5 * np.log(v).sum() - 0.5 * np.linalg.slogdet(M)[1] - 0.5 * rss
+                    + 0.5 * np.linalg.slogdet(X.T @ X)[1])
+        return out + np.log(alpha)
+    diffs = [float(size_log_marginal(jnp.array([np.log(a), np.log(1e-3)]), *args, invariant=True))
+             - ref(a, 1e-3)
+             for a in (0.1, 0.3, 0.9)]
+    assert np.ptp(diffs) < 1e-6, diffs

@@ -46,6 +46,7 @@ from .errors import ConvergenceWarning, FitError
 __all__ = [
     "ResidualFn",
     "GroupSolution",
+    "ProfileResult",
     "huber",
     "solve_groups",
     "profile_shared",

@@ -291,7 +291,7 @@ class NestedMixingLaw:
                     f"the runs have a single model size ({sizes[0]:.6g} params): the size law "
                     f"cannot be fitted, so predictions are only possible at params={sizes[0]:.6g}, "
                     f"not {params:.6g}; train the sweep at ≥ 2 sizes to extrapolate", params=params)
-            used = [m for m in mix_ids]
+            used = list(mix_ids)
             Y = np.stack([L[ok & (R["mixture"] == m)].mean(0) for m in used])
         else:
             need = 3 if self.tie_alpha == "none" else 2

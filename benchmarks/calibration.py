@@ -27,6 +27,7 @@ TARGET = (1e9, 2e10)
 
 
 def replicate(seed: int, *, n_draws: int = 1000, bootstrap: int = 0, n_mix: int = 12,
+              step: str = "mcmc", mixing: str = "mcmc",
               sizes=(2e7, 5e7, 1e8, 2e8), checkpoints=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Truth, and 50 % / 90 % intervals ``(n_test, 2)`` at the target for one replicate."""
@@ -39,7 +40,8 @@ def replicate(seed: int, *, n_draws: int = 1000, bootstrap: int = 0, n_mix: int 
         if bootstrap:
             draws = bootstrap_posterior(model, runs, *TARGET, n_boot=bootstrap, seed=seed)
         else:
-            draws = sample_posterior(model, runs, *TARGET, n_draws=n_draws, seed=seed)
+            draws = sample_posterior(model, runs, *TARGET, n_draws=n_draws, seed=seed,
+                                     step=step, mixing=mixing)
     test = np.vstack([model.mixtures_[:2], sample_mixtures(2, len(SOURCES), seed=seed + 999,
                                                            include_uniform=False)])
     true = truth.aggregate(test, *TARGET)
@@ -67,10 +69,13 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--replicates", type=int, default=100)
     ap.add_argument("--bootstrap", type=int, default=0, help="bootstrap replicates (0: MCMC)")
+    ap.add_argument("--step", default="mcmc", choices=("mcmc", "laplace"))
+    ap.add_argument("--mixing", default="mcmc", choices=("mcmc", "gn", "refit", "linear"))
     args = ap.parse_args()
     t0 = time.perf_counter()
-    res = study(args.replicates, bootstrap=args.bootstrap)
-    method = f"bootstrap ({args.bootstrap})" if args.bootstrap else "MCMC"
+    res = study(args.replicates, bootstrap=args.bootstrap, step=args.step, mixing=args.mixing)
+    method = (f"bootstrap ({args.bootstrap})" if args.bootstrap
+              else f"MCMC, step={args.step}, mixing={args.mixing}")
     print(f"[calibration, {method}] {res['n']} replicate sweeps x 4 mixtures: "
           f"50 % interval covers {100 * res['cover50']:.1f} %, 90 % interval covers "
           f"{100 * res['cover90']:.1f} % (first mixture only: {100 * res['cover90_first']:.1f} %); "

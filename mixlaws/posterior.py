@@ -1,4 +1,4 @@
-r"""MCMC posteriors of the stage laws with emcee, and readable chain diagnostics.
+r"""emcee runs with readable chain diagnostics, and the size-stage posterior.
 
 Design (why not one ensemble over everything)
 ---------------------------------------------
@@ -37,12 +37,9 @@ stages factorise instead:
   calibration benchmark (30 replicates: 85 % against 90 % with the flat prior).
   Draws that stay outside the physical region after redrawing are counted
   (``ChainDiagnostics.unphysical``) and warned about.
-* **mixing law** per domain, ``log y_m ~ t_4(log(c + k e^{t . r_m}), sigma)``:
-  a Student-t (robust) likelihood with a learned scale ``sigma``; ``M + 1``
-  parameters ``(c, log k, u)`` with ``t = H u`` (sum-zero gauge) plus
-  ``log sigma``. Priors: ``c ~ U(0, min_m y_m)``, ``log k ~ U(-30, log 10 max y)``,
-  ``u ~ N(0, 10^2)``, ``log sigma ~ U(log 1e-6, log 0.5)``. One small ensemble
-  per domain, all sharing one compiled log-probability.
+* **step law** and **mixing law**: :mod:`mixlaws.step_posterior` and
+  :mod:`mixlaws.mixing_posterior` (amplitudes integrated out by :mod:`mixlaws.collapsed`);
+  the joint law: :mod:`mixlaws.joint_posterior`.
 
 Every log-probability is a JAX function of a ``(n_walkers, dim)`` array, jitted
 once and passed to emcee with ``vectorize=True``.
@@ -70,11 +67,8 @@ from . import _config  # noqa: F401
 from .errors import MixlawsError
 
 __all__ = ["ChainWarning", "ChainDiagnostics", "Chain", "run_ensemble", "integrated_time",
-           "size_log_marginal", "sample_size_stage", "mixing_log_prob", "sample_mixing_stage",
-           "NU"]
+           "size_log_marginal", "sample_size_stage"]
 
-NU = 4.0
-"""Degrees of freedom of the Student-t likelihood of the mixing stage."""
 _LOG_TAU = (np.log(1e-6), np.log(0.2))
 _LOG_SIGMA = (np.log(1e-6), np.log(0.5))
 _ALPHA_MAX = 2.0
@@ -150,7 +144,7 @@ def integrated_time(x: np.ndarray) -> np.ndarray:
 def run_ensemble(log_prob: Callable[[jax.Array], jax.Array], x0: np.ndarray, *, name: str,
                  seed: int, min_steps: int = 500, max_steps: int = 20000,
                  min_tau_multiple: float = 50.0, chunk: int = 500,
-                 min_ess: float = 0.0) -> Chain:
+                 min_ess: float = 0.0, warn: bool = True) -> Chain:
     """Run emcee's stretch-move ensemble with a vectorised log-probability until long enough.
 
     Parameters
@@ -161,6 +155,8 @@ def run_ensemble(log_prob: Callable[[jax.Array], jax.Array], x0: np.ndarray, *, 
     min_tau_multiple : stop once ``n_steps >= min_tau_multiple * max(tau)``...
     min_ess : ...and the ESS after burn-in, ``n_walkers * 0.8 n_steps / max(tau)``, is at
         least this (e.g. the number of draws wanted from the chain).
+    warn : emit a :class:`ChainWarning` for a chain that stays too short (callers that run
+        many chains set ``False`` and warn once, from the diagnostics).
 
     The chain is extended by ``chunk`` steps (or to the length that the current
     tau estimate asks for, whichever is larger) until the criterion holds or the
@@ -192,7 +188,7 @@ def run_ensemble(log_prob: Callable[[jax.Array], jax.Array], x0: np.ndarray, *, 
     diag = ChainDiagnostics(name=name, n_walkers=nw, n_steps=n, burn=burn, tau=tau,
                             steps_per_tau=n / tmax, ess=nw * kept.shape[0] / tmax,
                             acceptance=float(np.mean(sampler.acceptance_fraction)), converged=ok)
-    if not ok:
+    if not ok and warn:
         warnings.warn(f"{name}: chain of {n} steps is only {n / tmax:.0f} autocorrelation times "
                       f"(tau = {tmax:.0f} steps; want ≥ {min_tau_multiple:.0f}); intervals may be "
                       f"unreliable: raise the step budget", ChainWarning, stacklevel=2)
@@ -356,57 +352,3 @@ def sample_size_stage(x_log: np.ndarray, y: np.ndarray, s2: np.ndarray, w: np.nd
     chain = Chain(samples=chain.samples,
                   diagnostics=dataclasses.replace(chain.diagnostics, unphysical=n_bad))
     return Y, np.exp(pick[:, -1]), chain
-
-
-# -- mixing stage: robust per-domain law ---------------------------------------------------------
-
-def mixing_log_prob(theta: jax.Array, RH: jax.Array, logy: jax.Array, ymin: jax.Array,
-                    logk_hi: jax.Array) -> jax.Array:
-    """Log posterior of ``theta = (c, log k, u_1..u_{M-1}, log sigma)`` of one domain (one walker)."""
-    c, lk, u, ls = theta[0], theta[1], theta[2:-1], theta[-1]
-    in_prior = ((c > 0) & (c < ymin) & (lk > -30.0) & (lk < logk_hi)
-                & (ls > _LOG_SIGMA[0]) & (ls < _LOG_SIGMA[1]))
-    pred = c + jnp.exp(lk + RH @ u)
-    z = (jnp.log(pred) - logy) / jnp.exp(ls)
-    n = logy.size
-    ll = -0.5 * (NU + 1) * jnp.sum(jnp.log1p(z * z / NU)) - n * ls
-    lp = ll - 0.5 * jnp.sum(u * u) / 100.0
-    return jnp.where(in_prior & jnp.isfinite(lp), lp, -jnp.inf)
-
-
-_mixing_batch = jax.jit(jax.vmap(mixing_log_prob, in_axes=(0, None, None, None, None)))
-
-
-def sample_mixing_stage(RH: np.ndarray, losses: np.ndarray, theta_hat: np.ndarray,
-                        n_draws: int, *, seed: int,
-                        max_steps: int = 20000) -> tuple[np.ndarray, list[Chain]]:
-    """Posterior draws ``(n_draws, n_domains, M + 1)`` of ``(c, log k, u)`` per domain.
-
-    ``theta_hat (n_domains, M + 1)`` is the best fit (walkers start around it);
-    ``losses (n_mix, n_domains)`` the stage data. Returns the draws and one chain per domain.
-    """
-    n, nd = losses.shape
-    P = theta_hat.shape[1]
-    rng = np.random.default_rng([seed, 2])
-    out = np.empty((n_draws, nd, P))
-    chains = []
-    RHj = jnp.asarray(RH)
-    for d in range(nd):
-        y = losses[:, d]
-        args = (RHj, jnp.asarray(np.log(y)), jnp.asarray(y.min()),
-                jnp.asarray(np.log(10 * y.max())))
-        lp = lambda X, args=args: _mixing_batch(X, *args)  # noqa: E731
-        resid = np.log(theta_hat[d, 0] + np.exp(theta_hat[d, 1] + RH @ theta_hat[d, 2:])) - np.log(y)
-        sig = max(float(np.sqrt(np.mean(resid**2))), 1e-5)
-        center = np.concatenate([theta_hat[d], [np.log(sig)]])
-        center[0] = float(np.clip(center[0], 1e-4 * y.min(), 0.999 * y.min()))
-        scale = np.concatenate([[1e-3 * y.min(), 1e-3], np.full(P - 2, 1e-3), [0.05]])
-        nw = max(32, 2 * (P + 1) + 2)
-        ok = lambda X, lp=lp: np.isfinite(np.asarray(lp(jnp.asarray(X))))  # noqa: E731
-        x0 = _walkers(center, scale, nw, rng, ok)
-        ch = run_ensemble(lp, x0, name=f"mixing stage, domain {d}", seed=seed + d,
-                          max_steps=max_steps)
-        flat = ch.flat()
-        out[:, d] = flat[rng.integers(0, flat.shape[0], n_draws), :P]
-        chains.append(ch)
-    return out, chains

@@ -56,8 +56,11 @@ def test_draws_are_reproducible_and_shaped(small):
         warnings.simplefilter("ignore")
         again = sample_posterior(model, runs, *TARGET, n_draws=500, seed=1)
     np.testing.assert_array_equal(again.c, draws.c)
-    d = draws.diagnostics[0]
-    assert d["name"].startswith("size") and d["ess"] > 0 and 0 < d["acceptance"] < 1
+    names = [d["name"] for d in draws.diagnostics]
+    assert names[0].startswith("step stage") and names[1].startswith("size stage")
+    assert all(n.startswith("mixing stage, domain") for n in names[2:]) and len(names) == 4
+    d = draws.diagnostics[1]
+    assert d["ess"] > 0 and 0 < d["acceptance"] < 1
     assert d["steps_per_tau"] == pytest.approx(d["n_steps"] / max(d["tau"]))
 
 

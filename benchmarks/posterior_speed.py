@@ -6,10 +6,12 @@
    the aggregate (Pile-weighted) loss of the default RedPajama mixture (the ``*-999`` runs),
    computed on the size-stage chain *in chain order* (Rao-Blackwellised: each (alpha, tau) state
    is mapped to the conditional-mean size-stage losses at N*, then through the linearised
-   mixing law, J^+ d log Y, as in ``mixing="mcmc"``), and its emcee integrated autocorrelation
-   time. The posterior draws themselves are resampled with replacement from the flattened
-   chain, so their order carries no autocorrelation; their effective number for the mean is
-   ~ 1 / (1/n_draws + 1/ESS_chain).
+   mixing law, J^+ d log Y), and its emcee integrated autocorrelation time; and on the mixing
+   stage's chains (one emcee run, one block per domain, so the domains' chains share their
+   step index): the aggregate over domains of each state's conditional-mean loss of that
+   mixture. The prediction's ESS is the smaller of the two. The posterior draws themselves are
+   resampled with replacement from the flattened chains, so their order carries no
+   autocorrelation; their effective number for the mean is ~ 1 / (1/n_draws + 1/ESS).
 2. ESS per second of the size-stage sampler: the JAX-jitted, walker-vectorised log-probability
    (as ``sample_size_stage`` builds it, emcee ``vectorize=True``) against a plain numpy
    implementation of the same log-probability evaluated walker by walker (emcee
@@ -34,6 +36,9 @@ import numpy as np
 
 import mixlaws.uncertainty as unc
 from mixlaws.laws import sum_zero_basis
+from mixlaws.mixing_posterior import _conditional as _mix_conditional
+from mixlaws.mixing_posterior import _upstream_cov
+from mixlaws.mixing_refit import mixing_response
 from mixlaws.nested import NestedMixingLaw
 from mixlaws.posterior import _ALPHA_MAX, _LOG_TAU, integrated_time, size_log_marginal
 from mixlaws.runs import read_runs
@@ -136,13 +141,22 @@ def main() -> int:
         rec["chain"] = out[2]
         return out
 
+    orig_mix = unc.sample_mixing_stage
+
+    def recording_mix(*a, **kw):
+        out = orig_mix(*a, **kw)
+        rec["mix_args"], rec["mix"] = a, out
+        return out
+
     unc.sample_size_stage = recording
+    unc.sample_mixing_stage = recording_mix
     try:
         t0 = time.perf_counter()
         draws = unc.sample_posterior(model, runs, *TARGET, n_draws=args.n_draws, seed=args.seed)
         t_post = time.perf_counter() - t0
     finally:
         unc.sample_size_stage = orig
+        unc.sample_mixing_stage = orig_mix
     print(f"[posterior, 1B / 100k steps] fit {t_fit:.1f} s, point target fit {t_target:.1f} s, "
           f"sample_posterior {t_post:.1f} s ({args.n_draws} draws, "
           f"{len(target.mixture_labels)} mixtures x {len(model.domains_)} domains; "
@@ -170,7 +184,7 @@ def main() -> int:
     H = sum_zero_basis(len(model.sources_))
     RH = target.mixtures @ H
     th = unc._theta_hat(target, H)
-    resp = unc._mixing_response(RH, th)                                 # (nd, P, n_mix)
+    resp = mixing_response(RH, th)                                      # (nd, P, n_mix)
     dlog = np.log(np.maximum(Ym, 1e-12)) - np.log(target.stage_losses)[None]
     theta = th[None] + np.einsum("dpn,snd->sdp", resp, dlog)            # (K, nd, P)
     dom = theta[..., 0] + np.exp(theta[..., 1] + theta[..., 2:] @ (H.T @ r_def))
@@ -180,10 +194,31 @@ def main() -> int:
     d_loss = np.asarray(draws.loss_draws(r_def[None]))[:, 0]
     print(f"  prediction of {name}, aggregate Pile loss at 1B: draws mean {d_loss.mean():.4f}, "
           f"sd {d_loss.std():.4f} (point fit {float(target.loss(jnp.asarray(r_def))):.4f})")
-    print(f"  chain of that prediction (kept {n} steps x {nw} walkers, Rao-Blackwellised + "
-          f"linearised mixing): tau = {tau_pred:.1f} steps, steps/tau = {n / tau_pred:.1f}, "
-          f"ESS = {ess_pred:.0f}; the {args.n_draws} draws are resampled iid from that chain: "
-          f"effective ~ {1 / (1 / args.n_draws + 1 / ess_pred):.0f}")
+    print(f"  that prediction along the size chain (kept {n} steps x {nw} walkers, "
+          f"Rao-Blackwellised + linearised mixing): tau = {tau_pred:.1f} steps, "
+          f"steps/tau = {n / tau_pred:.1f}, ESS = {ess_pred:.0f}")
+    # ... and along the mixing chains (conditional mean of (c, k) given each (u, sigma) state)
+    RHm, ym, dlm = rec["mix_args"][:3]
+    Qm, lam = _upstream_cov(dlm)
+    mix_chains = rec["mix"].chains
+    km = min(c.samples.shape[0] for c in mix_chains)
+    agg = 0.0
+    for d, c in enumerate(mix_chains):
+        smp = c.samples[-km:]                                           # (km, nw_m, dim_m)
+        flat = smp.reshape(-1, smp.shape[-1])
+        mean, _ = _mix_conditional(jnp.asarray(flat), jnp.asarray(RHm), jnp.asarray(ym[:, d]),
+                                   jnp.asarray(Qm[d]), jnp.asarray(lam[d]))
+        mean = np.asarray(mean)
+        Ld = mean[:, 0] + mean[:, 1] * np.exp(flat[:, :-1] @ (H.T @ r_def))
+        agg = agg + draws.weights[d] * Ld.reshape(smp.shape[:2])
+    tau_mix = float(emcee.autocorr.integrated_time(agg[..., None], c=5, tol=0, quiet=True)[0])
+    ess_mix = agg.size / tau_mix
+    ess_target = min(ess_pred, ess_mix)
+    print(f"  that prediction along the mixing chains (kept {km} steps x {agg.shape[1]} walkers, "
+          f"domains aggregated state by state): tau = {tau_mix:.1f} steps, ESS = {ess_mix:.0f}")
+    print(f"  ESS of the target-scale prediction = min = {ess_target:.0f} (issue target ≥ 1000: "
+          f"{'OK' if ess_target >= 1000 else 'LOW'}); the {args.n_draws} draws are resampled iid "
+          f"from the chains: effective ~ {1 / (1 / args.n_draws + 1 / ess_target):.0f}")
 
     # ESS/s: JAX-jitted vectorised log-prob vs numpy walker by walker, same steps
     steps = args.steps or int(rec["chain"].diagnostics.n_steps)

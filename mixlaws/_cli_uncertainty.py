@@ -30,6 +30,12 @@ def add_sample_parser(sub: Any, add_target: Any) -> None:
     p.add_argument("--max-steps", type=int, default=20000, help="MCMC step budget per chain")
     p.add_argument("--bootstrap", type=int, default=0, metavar="B",
                    help="bootstrap over runs with B replicates instead of MCMC")
+    p.add_argument("--step-posterior", choices=("mcmc", "laplace"), default="mcmc",
+                   help="step laws: emcee (default) or the point fit's Gauss-Newton covariance "
+                        "(faster; misses bimodal exponents of short runs)")
+    p.add_argument("--mixing-posterior", choices=("mcmc", "gn"), default="mcmc",
+                   help="mixing laws: emcee (default) or a refit to every upstream draw "
+                        "(multiple imputation, a cross-check)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_sample)
 
@@ -47,7 +53,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
                                     seed=args.seed)
     else:
         draws = sample_posterior(model, runs, args.params, args.tokens, n_draws=args.draws,
-                                 seed=args.seed, max_steps=args.max_steps)
+                                 seed=args.seed, max_steps=args.max_steps,
+                                 step=args.step_posterior, mixing=args.mixing_posterior)
     side = os.path.splitext(args.fit)[0] + ".posterior.npz"
     save_draws(draws, side)
     with open(args.fit, encoding="utf-8") as f:

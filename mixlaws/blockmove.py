@@ -88,27 +88,29 @@ class BlockStretchMove(emcee.moves.Move):
         return state, any_acc
 
 
-def _run(block_log_prob: Callable[[np.ndarray], np.ndarray], x0: np.ndarray, seed: int,
+def _run(block_log_prob: Callable[[np.ndarray], np.ndarray], prev: np.ndarray, seed: int,
          min_steps: int, max_steps: int, chunk: int, need_of: Callable[[np.ndarray], np.ndarray],
-         settle: float) -> tuple[np.ndarray, np.ndarray, BlockStretchMove]:
-    """One emcee run of all blocks of ``x0``; stops when every block has the length it needs,
-    or when at most a fraction ``settle`` of them still lacks it (the caller reruns those), or
-    at ``max_steps``. Returns the chain ``(n, nw, R, d)``, each block's need, and the move."""
-    nw, R, d = x0.shape
+         settle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Continue the chains ``prev (n0, nw, R, d)`` of all blocks with one emcee run (the new
+    run starts at their last state, so the concatenation is one Markov chain). Stops when every
+    block has the length it needs, or when at most a fraction ``settle`` still lacks it (the
+    caller continues those alone), or at ``max_steps`` in total. Returns the whole chain
+    ``(n, nw, R, d)``, each block's need and its acceptance fraction in this run."""
+    n0, nw, R, d = prev.shape
     move = BlockStretchMove(block_log_prob, R)
     sampler = emcee.EnsembleSampler(nw, R * d, lambda x: block_log_prob(x).sum(1),
                                     vectorize=True, moves=move)
     sampler.random_state = np.random.RandomState(seed % (2**32)).get_state()
     # the stacked vector has more coordinates than walkers; each block is well spread
-    state = sampler.run_mcmc(x0.reshape(nw, R * d), min_steps, progress=False,
-                             skip_initial_state_check=True)
+    state = sampler.run_mcmc(prev[-1].reshape(nw, R * d), max(min_steps - n0 + 1, chunk),
+                             progress=False, skip_initial_state_check=True)
     while True:
-        chain = sampler.get_chain().reshape(-1, nw, R, d)
+        chain = np.concatenate([prev[:-1], sampler.get_chain().reshape(-1, nw, R, d)])
         n = chain.shape[0]
         need = need_of(chain)
         short = need > n
         if not short.any() or n >= max_steps or short.mean() <= settle:
-            return chain, need, move
+            return chain, need, move.accepted.mean(0) / max(move.proposed, 1)
         goal = float(np.quantile(need, 1.0 - settle))     # length at which enough are done
         more = int(min(max(chunk, goal - n + chunk // 5), max_steps - n))
         state = sampler.run_mcmc(state, more, progress=False, skip_initial_state_check=True)
@@ -131,30 +133,28 @@ def run_blocks(log_prob_for: Callable[[np.ndarray], Callable[[jax.Array], jax.Ar
         :func:`mixlaws.posterior.run_ensemble`, per block: a block is done when its chain is
         at least ``min_tau_multiple`` autocorrelation times long and has ``min_ess``.
     settle : once at most this fraction of the blocks is not done, the others stop and the
-        slow ones continue alone from where they are (already burnt in), each up to
-        ``max_steps``; a slow block's reported chain is that continuation.
+        slow ones are continued alone (cheaper per step), up to ``max_steps`` in total.
 
     Returns one :class:`~mixlaws.posterior.Chain` per block (samples ``(kept, n_walkers, d)``,
-    acceptance the block's own). No warning is emitted: callers summarise the blocks.
+    acceptance the block's own in its last run). No warning is emitted: callers summarise.
     """
     nw, R, d = x0.shape
 
     def need_of(chain: np.ndarray) -> np.ndarray:
         n = chain.shape[0]
-        tau = integrated_time(chain[n // 5:].reshape(n - n // 5, nw, -1)).reshape(-1, d).max(1)
+        kept = chain[n // 5:].reshape(n - n // 5, nw, -1)
+        tau = integrated_time(kept, thin=max(1, kept.shape[0] // 1000)).reshape(-1, d).max(1)
         return np.ceil(np.maximum(min_tau_multiple, min_ess / (0.8 * nw)) * tau).astype(int)
 
     out: list[Chain | None] = [None] * R
-    todo, start, rnd = np.arange(R), x0, 0
+    todo, chain, rnd = np.arange(R), x0[None], 0
     while todo.size:
         f = (lambda g, k: lambda x: np.asarray(g(jnp.asarray(x).reshape(x.shape[0], k, d))))(
             log_prob_for(todo), todo.size)
-        chain, need, move = _run(f, start, seed + 7919 * rnd, min_steps,
-                                 max_steps, chunk, need_of,
-                                 settle if rnd == 0 else 0.0)
+        chain, need, acc = _run(f, chain, seed + 7919 * rnd, min_steps, max_steps, chunk,
+                                need_of, settle if rnd == 0 else 0.0)
         n = chain.shape[0]
         done = (need <= n) | (rnd > 0) | (n >= max_steps)
-        acc = move.accepted.mean(0) / max(move.proposed, 1)
         for j in np.flatnonzero(done):
             tau = integrated_time(chain[n // 5:, :, j])
             tmax = float(tau.max())
@@ -164,6 +164,6 @@ def run_blocks(log_prob_for: Callable[[np.ndarray], Callable[[jax.Array], jax.Ar
                 name=names[todo[j]], n_walkers=nw, n_steps=n, burn=burn, tau=tau,
                 steps_per_tau=n / tmax, ess=nw * kept.shape[0] / tmax, acceptance=float(acc[j]),
                 converged=bool(n >= min_tau_multiple * tmax)))
-        start = chain[-1][:, ~done]
+        chain = chain[:, :, ~done]
         todo, rnd = todo[~done], rnd + 1
     return out  # type: ignore[return-value]

@@ -92,7 +92,7 @@ def step_log_prob(theta: jax.Array, x: jax.Array, y: jax.Array, w: jax.Array,
 
     def one(x_r: jax.Array, y_rd: jax.Array, w_r: jax.Array, b: jax.Array) -> jax.Array:
         xb = jnp.exp(-b * x_r)
-        m = student_marginal_line(xb, y_rd, jnp.zeros_like(y_rd), ls, w_r, NU_STEP)
+        m = student_marginal_line(xb, y_rd, 0.0, ls, w_r, NU_STEP)
         ymin = jnp.min(jnp.where(w_r > 0, y_rd, jnp.inf))
         box = log_box_probability(m.mean, m.cov, jnp.array([0.0, 0.0]),
                                   jnp.stack([ymin, jnp.inf]))
@@ -193,7 +193,9 @@ def sample_step_stage(labels: Sequence[str], checkpoints: Sequence[tuple[np.ndar
 
         center = np.stack([np.concatenate([np.log(np.clip(b, 2e-3, 0.95 * BETA_MAX)),
                                            [np.log(sigma0)]]) for b in centers])     # (R, dim)
-        nw = max(8, 4 * dim)
+        # small sweeps: walkers are nearly free (launch-bound) and shorten tau; large ones
+        # (RedPajama: 103 runs x 22 domains) are compute-bound, where 4 dim walkers suffice
+        nw = max(16 if x.size * nd <= 20000 else 8, 4 * dim)
         x0 = center[None] + 0.05 * rng.standard_normal((nw, R, dim))
         lp_all = lp_for(np.arange(R))
         for _ in range(50):

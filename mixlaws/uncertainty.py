@@ -73,7 +73,8 @@ class PosteriorDraws:
     c, k : ``(S, n_domains)``; t : ``(S, n_domains, M)`` — draw ``s`` of
         ``L_d(r) = c_d + k_d exp(t_d . r)``.
     run_noise : ``(S,)`` relative run-to-run noise ``tau`` for new-run intervals.
-    method : ``"mcmc"`` or ``"bootstrap"``; seed : seed of the draws.
+    method : ``"mcmc"`` (every stage sampled), ``"mcmc (step=..., mixing=...)"`` for the
+        alternatives, or ``"bootstrap"``; seed : seed of the draws.
     diagnostics : JSON-ready chain diagnostics (empty for the bootstrap).
     """
 
@@ -359,7 +360,9 @@ def sample_posterior(model, runs, params: float, tokens: float, *, n_draws: int 
     return PosteriorDraws(params=float(params), tokens=float(tokens), sources=tuple(model.sources_),
                           domains=tuple(model.domains_), weights=weights, c=theta[..., 0],
                           k=np.exp(theta[..., 1]), t=theta[..., 2:] @ H.T, run_noise=np.asarray(tau),
-                          method="mcmc", seed=int(seed), diagnostics=tuple(diags))
+                          method=("mcmc" if (step, mixing) == ("mcmc", "mcmc")
+                                  else f"mcmc (step={step}, mixing={mixing})"),
+                          seed=int(seed), diagnostics=tuple(diags))
 
 
 def bootstrap_posterior(model, runs, params: float, tokens: float, *, n_boot: int = 200,

@@ -41,7 +41,7 @@ DOMAINS = ("web", "code")
 TARGET = (1e9, 2e10)
 
 
-def redpajama(n_draws: int, seed: int, every: int) -> int:
+def redpajama(n_draws: int, seed: int, every: int, workers: int, temper: float | None) -> int:
     if not (os.path.exists(TABLE) and os.path.exists(WEIGHTS)):
         print(f"skipped: {TABLE} or {WEIGHTS} not found")
         return 0
@@ -60,7 +60,8 @@ def redpajama(n_draws: int, seed: int, every: int) -> int:
     model = JointMixingLaw(val_weights=w).fit(train)
     t_fit = time.perf_counter() - t0
     t0 = time.perf_counter()
-    post = sample_joint_posterior(model, train, n_draws=n_draws, seed=seed)
+    post = sample_joint_posterior(model, train, n_draws=n_draws, seed=seed, workers=workers,
+                                  temper=temper)
     t_post = time.perf_counter() - t0
     last = df[df["params"] == largest].groupby("run", sort=False).tail(1)
     r = last[[f"mix:{s}" for s in runs.sources]].to_numpy(float)
@@ -80,7 +81,7 @@ def redpajama(n_draws: int, seed: int, every: int) -> int:
     n_rows = len(train.data)
     print(f"[joint posterior, RedPajama] fit on {n_rows} rows of the 70M-305M runs"
           + (f" (every {every}th checkpoint)" if every > 1 else "")
-          + f" ({t_fit:.1f} s); {n_draws} draws in {t_post:.1f} s; 22 chains: tau max "
+          + f" ({t_fit:.1f} s); {n_draws} draws in {t_post:.1f} s ({workers} thread(s)); 22 chains: tau max "
           f"{np.max(worst.tau):.1f} ({worst.name}), min ESS {min(c.ess for c in dg):.0f}, steps "
           f"{min(c.n_steps for c in dg)}-{max(c.n_steps for c in dg)}, acceptance "
           f"{min(c.acceptance for c in dg):.2f}-{max(c.acceptance for c in dg):.2f}, "
@@ -143,11 +144,13 @@ def main() -> int:
     ap.add_argument("--n-draws", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--every", type=int, default=1, help="keep every k-th checkpoint of a run")
+    ap.add_argument("--workers", type=int, default=2, help="domains sampled at once (threads)")
+    ap.add_argument("--temper", type=float, default=None, help="fixed tempering (default: auto)")
     ap.add_argument("--calibration", type=int, default=0, help="simulated replicates instead")
     args = ap.parse_args()
     if args.calibration:
         return calibration(args.calibration, min(args.n_draws, 1000))
-    return redpajama(args.n_draws, args.seed, args.every)
+    return redpajama(args.n_draws, args.seed, args.every, args.workers, args.temper)
 
 
 if __name__ == "__main__":

@@ -51,23 +51,35 @@ on the amplitudes at the reference scales, not on canonical ``A, B``, which woul
 exponents by ``N_ref^(-alpha)``, an artefact of the units).
 
 Sampling: one emcee ensemble per domain over ``theta = (u, log alpha, log beta, log sigma)``
-(:func:`mixlaws.posterior.run_ensemble`, JAX log-probability vectorised over walkers), walkers
-started around the best fit; the amplitudes of each draw come from their conditional Gaussian,
-redrawn (up to 10 times) until physical. A new run's relative deviation is
-``sigma_d t_4``, correlated across domains like the best fit's residuals (multivariate t).
+(:func:`mixlaws.posterior.run_ensemble`, JAX log-probability vectorised over walkers, run until
+50 autocorrelation times and an ESS of ``n_draws``), walkers started around the best fit. The
+amplitudes of each draw come from their conditional Gaussian restricted to the box; since the
+chain weighs ``theta`` by the *product* of the per-coordinate box probabilities (poor when the
+amplitudes are nearly collinear, e.g. ``beta -> 0``), a pool of chain draws is importance-
+resampled with the Monte Carlo box probability over that product (:func:`_amplitudes`).
+A new run's relative deviation is ``sigma_d t_4``, correlated across domains like the best
+fit's residuals (multivariate t): :func:`joint_intervals`.
+
+Calibration (``benchmarks/joint_posterior.py --calibration 16``: sweeps drawn from the joint
+law, 8 mixtures x 4 sizes x 5 checkpoints, 0.3 % checkpoint and 0.2 % run noise, target
+1e9 params x 2e10 tokens): the 90 % / 50 % intervals of the target mean law cover the truth in
+84 % / 48 % of 64 cases with the design-effect tempering (median ``lambda`` 0.47), against
+66 % / 31 % with ``temper=1`` (checkpoints independent); alpha 94 % / 56 %, beta 100 % / 75 %.
 """
 
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import gammaln
 
 from . import _config  # noqa: F401
-from .collapsed import Marginal, log_box_probability, student_marginal
+from .collapsed import IRLS_ITERATIONS, Marginal, log_box_probability, student_marginal
 from .errors import MixlawsError
 from .joint import JointMixingLaw
 from .laws import sum_zero_basis
@@ -86,6 +98,8 @@ EXPONENT_MAX = 2.0
 _LOG_SIGMA = (float(np.log(1e-6)), float(np.log(0.5)))
 _U_SD = 10.0
 _LOG_2PI = float(np.log(2 * np.pi))
+_LOG_T0 = float(gammaln((NU_JOINT + 1) / 2) - gammaln(NU_JOINT / 2)
+                - 0.5 * np.log(NU_JOINT * np.pi))
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,7 +116,9 @@ class JointPosterior:
     temper, rho : ``(nd,)`` likelihood tempering ``lambda_d`` and the residual lag-1
         autocorrelation it came from (``nan`` when ``temper`` was given).
     diagnostics : one :class:`~mixlaws.posterior.ChainDiagnostics` per domain.
-    unphysical : (draw, domain) amplitude draws still outside the box after redrawing.
+    unphysical : pool draws of the exponents (``2 n_draws`` per domain) dropped because none
+        of their 32 conditional amplitude draws was physical.
+    weight_ess : ``(nd,)`` effective size of the physical-region importance weights.
     seed : seed of the draws.
     """
 
@@ -122,6 +138,7 @@ class JointPosterior:
     rho: np.ndarray
     diagnostics: tuple[ChainDiagnostics, ...]
     unphysical: int
+    weight_ess: np.ndarray
     seed: int
 
     @property
@@ -168,29 +185,68 @@ def _box(y: jax.Array) -> tuple[jax.Array, jax.Array]:
     return jnp.zeros(4), jnp.stack([jnp.min(y), jnp.inf, jnp.inf, jnp.inf])
 
 
+def _log_prior(theta: jax.Array, m1: int) -> tuple[jax.Array, jax.Array]:
+    """``(in_support, log prior density)`` of ``theta`` (``U(0, 2)`` exponents in log space)."""
+    la, lb, ls = theta[m1], theta[m1 + 1], theta[m1 + 2]
+    ok = ((la < np.log(EXPONENT_MAX)) & (lb < np.log(EXPONENT_MAX))
+          & (ls > _LOG_SIGMA[0]) & (ls < _LOG_SIGMA[1]))
+    return ok, la + lb - 0.5 * jnp.sum(theta[:m1] ** 2) / _U_SD**2
+
+
+def _chol_solve(G: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    L = jnp.linalg.cholesky(G)
+    return jax.scipy.linalg.cho_solve((L, True), b), L
+
+
+def _fast(theta: jax.Array, RH: jax.Array, xN: jax.Array, xD: jax.Array, y: jax.Array,
+          lam: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """:func:`tempered_marginal` of the joint design specialised to ``s2 = 0``, unit mask.
+
+    With ``X_q = X / y`` the conditional mode does not depend on ``sigma`` for given IRLS
+    weights and the unweighted Gram ``X_q^T X_q`` serves the first solve and the information;
+    half the work of the general function. Returns ``(log marginal, mean, cov)``.
+    """
+    Xq = _design(theta, RH, xN, xD) / y[:, None]
+    p = Xq.shape[1]
+    one = jnp.ones_like(y)
+    a, L0 = _chol_solve(Xq.T @ Xq, Xq.T @ one)
+    s = jnp.exp(theta[-1])
+    for _ in range(IRLS_ITERATIONS):
+        z = (one - Xq @ a) / s
+        om = (NU_JOINT + 1) / (NU_JOINT + z * z)
+        a, _ = _chol_solve((Xq * om[:, None]).T @ Xq, Xq.T @ om)
+    z = (one - Xq @ a) / s
+    k = (NU_JOINT + 1) / (NU_JOINT + 3)
+    loglik = (y.size * (_LOG_T0 - jnp.log(s)) - jnp.sum(jnp.log(y))
+              - 0.5 * (NU_JOINT + 1) * jnp.sum(jnp.log1p(z * z / NU_JOINT)))
+    logdet = 2 * jnp.sum(jnp.log(jnp.diagonal(L0))) + p * jnp.log(lam * k) - 2 * p * jnp.log(s)
+    cov = jax.scipy.linalg.cho_solve((L0, True), jnp.eye(p)) * (s * s / (lam * k))
+    lp = lam * loglik + 0.5 * p * _LOG_2PI - 0.5 * logdet
+    return lp + log_box_probability(a, cov, *_box(y)), a, cov
+
+
 def joint_log_prob(theta: jax.Array, RH: jax.Array, xN: jax.Array, xD: jax.Array, y: jax.Array,
                    lam: jax.Array) -> jax.Array:
     """Log posterior of ``theta = (u (M-1), log alpha, log beta, log sigma)`` of one domain.
 
     ``RH (n, M-1)`` mixtures times ``H``, ``xN, xD (n,)`` log size and tokens minus the
     references, ``y (n,)`` losses, ``lam`` the tempering (one walker; vmap over walkers).
+    Equal to :func:`tempered_marginal` of the joint design plus the log prior (tested).
     """
-    m1 = RH.shape[1]
-    la, lb, ls = theta[m1], theta[m1 + 1], theta[m1 + 2]
-    in_prior = ((la < np.log(EXPONENT_MAX)) & (lb < np.log(EXPONENT_MAX))
-                & (ls > _LOG_SIGMA[0]) & (ls < _LOG_SIGMA[1]))
-    lp, _ = tempered_marginal(_design(theta, RH, xN, xD), y, ls, lam, *_box(y))
-    lp = lp - 0.5 * jnp.sum(theta[:m1] ** 2) / _U_SD**2 + la + lb   # U(0,2) in log alpha, beta
-    return jnp.where(in_prior & jnp.isfinite(lp), lp, -jnp.inf)
+    ok, prior = _log_prior(theta, RH.shape[1])
+    lp = _fast(theta, RH, xN, xD, y, lam)[0] + prior
+    return jnp.where(ok & jnp.isfinite(lp), lp, -jnp.inf)
 
 
 _batched_lp = jax.jit(jax.vmap(joint_log_prob, in_axes=(0, None, None, None, None, None)))
+# per draw: (log box-probability, conditional mean (4,), covariance (4, 4)) of the amplitudes
 
 
 def _conditional_one(theta: jax.Array, RH: jax.Array, xN: jax.Array, xD: jax.Array,
-                     y: jax.Array, lam: jax.Array) -> tuple[jax.Array, jax.Array]:
-    _, m = tempered_marginal(_design(theta, RH, xN, xD), y, theta[-1], lam, *_box(y))
-    return m.mean, m.cov / lam
+                     y: jax.Array, lam: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Conditional mean ``(4,)``, covariance ``(4, 4)`` and log box-probability of ``a``."""
+    _, mean, cov = _fast(theta, RH, xN, xD, y, lam)
+    return mean, cov, log_box_probability(mean, cov, *_box(y))
 
 
 _conditional = jax.jit(jax.vmap(_conditional_one, in_axes=(0, None, None, None, None, None)))
@@ -232,16 +288,68 @@ def _data(model: JointMixingLaw, runs: RunsTable) -> tuple[np.ndarray, ...]:
     return R, xN, xD, Y, df["run"].astype(str).to_numpy()
 
 
+def _amplitudes(mean: np.ndarray, cov: np.ndarray, log_box: np.ndarray, ymin: float,
+                n_draws: int, rng: np.random.Generator, n_try: int = 32,
+                ) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """Physical amplitude draws for a pool of chain draws, with the box probability made exact.
+
+    The chain weighs each ``theta`` by the product approximation ``P~`` of the probability of
+    the box (:func:`~mixlaws.collapsed.log_box_probability`). Here ``n_try`` conditional draws
+    per pool member estimate the true probability ``f``; pool members are resampled with
+    weights ``f / P~`` and each gets one of its physical draws (an exact draw from the
+    truncated conditional). Returns the chosen pool indices, the amplitudes ``(n_draws, 4)``,
+    the number of pool members without any physical draw, and the weights' effective size.
+    """
+    P = mean.shape[0]
+    hi = np.array([ymin, np.inf, np.inf, np.inf])
+    a = mean[:, None] + np.einsum("pij,pkj->pki", _psd_sqrt(cov),
+                                  rng.standard_normal((P, n_try, 4)))
+    ok = np.all((a > 0) & (a < hi), axis=-1)                             # (P, n_try)
+    f = ok.mean(1)
+    with np.errstate(divide="ignore"):
+        logw = np.where(f > 0, np.log(f) - log_box, -np.inf)
+    if not np.isfinite(logw).any():
+        raise MixlawsError("joint law: no posterior draw of the exponents admits physical "
+                           "amplitudes (0 < c < min y, k, A, B > 0); check the fit")
+    w = np.exp(logw - logw.max())
+    pick = rng.choice(P, n_draws, p=w / w.sum())
+    k = np.argmax(ok[pick] * rng.random((n_draws, n_try)), axis=1)
+    return pick, a[pick, k], int(np.sum(f == 0)), float(w.sum() ** 2 / np.sum(w * w))
+
+
+def _sample_domain(d: int, data: tuple[jax.Array, ...], y: np.ndarray, lam: float,
+                   center: np.ndarray, n_draws: int, seed: int, max_steps: int, name: str,
+                   ) -> tuple[np.ndarray, np.ndarray, int, float, ChainDiagnostics]:
+    """emcee over one domain's ``theta``; returns ``theta (n_draws, dim)``, amplitudes
+    ``(n_draws, 4)``, dropped pool draws, importance ESS and the chain's diagnostics."""
+    rng = np.random.default_rng([seed, 21, d])
+    args = data + (jnp.asarray(y), jnp.asarray(lam))
+    lp = lambda X: _batched_lp(X, *args)  # noqa: E731
+    ok = lambda X: np.isfinite(np.asarray(lp(jnp.asarray(X))))  # noqa: E731
+    dim = center.size
+    scale = np.concatenate([np.full(dim - 3, 1e-2), [2e-2, 2e-2, 5e-2]])
+    x0 = _walkers(center, scale, max(32, 4 * dim), rng, ok)
+    chain = run_ensemble(lp, x0, name=name, seed=seed + d, min_steps=min(500, max_steps),
+                         max_steps=max_steps, min_ess=n_draws, warn=False)
+    flat = chain.flat()
+    pool = flat[rng.integers(0, flat.shape[0], 2 * n_draws)]
+    cond = (np.asarray(x) for x in _conditional(jnp.asarray(pool), *args))
+    pick, a, dropped, w_ess = _amplitudes(*cond, float(y.min()), n_draws, rng)
+    return pool[pick], a, dropped, w_ess, chain.diagnostics
+
+
 def sample_joint_posterior(model: JointMixingLaw, runs: RunsTable, *, n_draws: int = 2000,
-                           seed: int = 0, max_steps: int = 20000,
-                           temper: float | None = None) -> JointPosterior:
+                           seed: int = 0, max_steps: int = 20000, temper: float | None = None,
+                           workers: int = 1) -> JointPosterior:
     """Posterior draws of the joint law of every domain of a fitted ``model``.
 
     ``runs`` must be the table ``model`` was fitted on. ``temper``: the tempering ``lambda``
     of every domain's likelihood (``1.0`` treats checkpoints as independent); by default the
-    design effect of the best fit's residuals (:func:`design_effect`). Emits a
-    :class:`~mixlaws.posterior.ChainWarning` naming the domains whose chains stay shorter than
-    50 autocorrelation times within ``max_steps``, or whose amplitude draws stay unphysical.
+    design effect of the best fit's residuals (:func:`design_effect`). ``workers > 1`` samples
+    that many domains at once in threads (same draws: every domain has its own seeds).
+    Emits a :class:`~mixlaws.posterior.ChainWarning` naming the domains whose chains stay
+    shorter than 50 autocorrelation times within ``max_steps`` (each chain is also run until
+    its ESS reaches ``n_draws``), or whose physical-region correction is strong.
     """
     if not hasattr(model, "fit_"):
         raise NotFittedError("this JointMixingLaw is not fitted yet: call fit(runs) first")
@@ -260,67 +368,45 @@ def sample_joint_posterior(model: JointMixingLaw, runs: RunsTable, *, n_draws: i
         lam, rho = np.full(nd, float(temper)), np.full(nd, np.nan)
     noise_corr = np.corrcoef(_winsor(resid), rowvar=False).reshape(nd, nd)
     noise_corr = np.where(np.isfinite(noise_corr), noise_corr, np.eye(nd))
-    RHj, xNj, xDj = jnp.asarray(R @ H), jnp.asarray(xN), jnp.asarray(xD)
-    rng = np.random.default_rng([seed, 21])
-    dim = M + 2
-    nw = max(32, 4 * dim)
-    u_hat = p["t"] @ H                                                  # (nd, M-1)
-    out = {name: np.empty((n_draws, nd)) for name in ("c", "k", "A", "alpha", "B", "beta",
-                                                      "sigma")}
-    t = np.empty((n_draws, nd, M))
-    diags, n_bad, short = [], 0, []
-    for d in range(nd):
-        args = (RHj, xNj, xDj, jnp.asarray(Y[:, d]), jnp.asarray(lam[d]))
-        lp = lambda X, args=args: _batched_lp(X, *args)  # noqa: E731
-        sig = float(np.clip(np.sqrt(np.mean(_winsor(resid[:, d:d + 1]) ** 2) / 2), 2e-6, 0.4))
-        center = np.concatenate([u_hat[d], np.log(np.clip([p["alpha"][d], p["beta"][d]],
-                                                          2e-3, 0.95 * EXPONENT_MAX)),
-                                 [np.log(sig)]])
-        scale = np.concatenate([np.full(M - 1, 1e-2), [2e-2, 2e-2, 5e-2]])
-        ok = lambda X, lp=lp: np.isfinite(np.asarray(lp(jnp.asarray(X))))  # noqa: E731
-        x0 = _walkers(center, scale, nw, rng, ok)
-        chain = run_ensemble(lp, x0, name=f"joint law, domain {model.domains_[d]}",
-                             seed=seed + d, min_steps=min(500, max_steps), max_steps=max_steps,
-                             min_ess=n_draws, warn=False)
-        flat = chain.flat()
-        th = flat[rng.integers(0, flat.shape[0], n_draws)]
-        mean, cov = (np.asarray(a) for a in _conditional(jnp.asarray(th), *args))
-        L = _psd_sqrt(cov)
-        hi = np.array([Y[:, d].min(), np.inf, np.inf, np.inf])
-        a = mean + np.einsum("sij,sj->si", L, rng.standard_normal(mean.shape))
-        for _ in range(10):
-            bad = np.any((a <= 0) | (a >= hi), axis=1)
-            if not bad.any():
-                break
-            z = rng.standard_normal(mean.shape)
-            a[bad] = (mean + np.einsum("sij,sj->si", L, z))[bad]
-        bad = np.any((a <= 0) | (a >= hi), axis=1)
-        n_bad += int(bad.sum())
-        a = np.clip(a, 0.0, hi)
-        alpha, beta = np.exp(th[:, M - 1]), np.exp(th[:, M])
-        out["c"][:, d], out["k"][:, d] = a[:, 0], a[:, 1]
-        out["A"][:, d] = a[:, 2] * np.exp(alpha * model.logNref_)
-        out["B"][:, d] = a[:, 3] * np.exp(beta * model.logDref_)
-        out["alpha"][:, d], out["beta"][:, d] = alpha, beta
-        out["sigma"][:, d] = np.exp(th[:, -1])
-        t[:, d] = th[:, :M - 1] @ H.T
-        diags.append(chain.diagnostics)
-        if not chain.diagnostics.converged:
-            short.append(model.domains_[d])
+    data = (jnp.asarray(R @ H), jnp.asarray(xN), jnp.asarray(xD))
+    sig = np.clip(np.sqrt(np.mean(_winsor(resid) ** 2, 0) / 2), 2e-6, 0.4)  # t_4: sd = sigma √2
+    centers = np.column_stack([p["t"] @ H, np.log(np.clip(p["alpha"], 2e-3, 0.95 * EXPONENT_MAX)),
+                               np.log(np.clip(p["beta"], 2e-3, 0.95 * EXPONENT_MAX)), np.log(sig)])
+
+    def one(d: int) -> tuple:
+        return _sample_domain(d, data, Y[:, d], float(lam[d]), centers[d], n_draws, seed,
+                              max_steps, f"joint law, domain {model.domains_[d]}")
+
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as ex:
+            res = list(ex.map(one, range(nd)))
+    else:
+        res = [one(d) for d in range(nd)]
+    th = np.stack([r[0] for r in res], 1)                               # (S, nd, dim)
+    a = np.stack([r[1] for r in res], 1)                                # (S, nd, 4)
+    alpha, beta = np.exp(th[..., M - 1]), np.exp(th[..., M])
+    diags = tuple(r[4] for r in res)
+    w_ess = np.array([r[3] for r in res])
+    short = [dm for dm, dg in zip(model.domains_, diags) if not dg.converged]
     if short:
         worst = max(diags, key=lambda c: float(np.max(c.tau)))
         warnings.warn(f"joint law: the chains of {len(short)} of {nd} domains ({', '.join(short)}) "
                       f"are shorter than 50 autocorrelation times (worst: {worst.name}, tau = "
                       f"{np.max(worst.tau):.0f} steps, {worst.n_steps} steps); intervals may be "
                       f"unreliable: raise max_steps", ChainWarning, stacklevel=2)
-    if n_bad:
-        warnings.warn(f"joint law: {n_bad} of {n_draws * nd} (draw, domain) amplitude draws stayed "
-                      f"outside 0 < c < min y, k, A, B > 0 after 10 redraws and were clipped",
+    low = [dm for dm, e in zip(model.domains_, w_ess) if e < n_draws / 2]
+    if low:
+        warnings.warn(f"joint law: the physical-region correction of the amplitudes leaves fewer "
+                      f"than n_draws / 2 effective draws in {', '.join(low)} (the exponents' chain "
+                      f"over-weights unphysical regions there); treat their intervals with care",
                       ChainWarning, stacklevel=2)
-    return JointPosterior(sources=tuple(model.sources_), domains=tuple(model.domains_),
-                          weights=np.asarray(model.weights_, float), t=t, noise_corr=noise_corr,
-                          temper=lam, rho=rho, diagnostics=tuple(diags), unphysical=n_bad,
-                          seed=seed, **out)
+    return JointPosterior(
+        sources=tuple(model.sources_), domains=tuple(model.domains_),
+        weights=np.asarray(model.weights_, float), c=a[..., 0], k=a[..., 1],
+        t=th[..., :M - 1] @ H.T, A=a[..., 2] * np.exp(alpha * model.logNref_), alpha=alpha,
+        B=a[..., 3] * np.exp(beta * model.logDref_), beta=beta, sigma=np.exp(th[..., -1]),
+        noise_corr=noise_corr, temper=lam, rho=rho, diagnostics=diags,
+        unphysical=sum(r[2] for r in res), weight_ess=w_ess, seed=seed)
 
 
 def joint_intervals(post: JointPosterior, mixtures: np.ndarray, params: float, tokens: float,

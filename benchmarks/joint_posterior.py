@@ -11,8 +11,14 @@ posterior mean, sampling time, and the worst chain's tau / ESS.
 the target-scale (1e9 params, 2e10 tokens) mean law and of alpha, beta, with the automatic
 tempering and with ``temper=1`` (checkpoints treated as independent).
 
-Run:  python benchmarks/joint_posterior.py [--n-draws 2000] [--seed 0] [--every K]
-      python benchmarks/joint_posterior.py --calibration 20
+Run:  python benchmarks/joint_posterior.py [--n-draws 2000] [--seed 0] [--every K] [--workers 2]
+                                            [--temper LAMBDA]
+      python benchmarks/joint_posterior.py --calibration 16
+
+``--every K`` keeps every K-th checkpoint of each run (counting back from the last) to cut the
+sampling time, which grows with the number of checkpoints; with the design-effect tempering the
+intervals hardly change (measured: median 90 % mean-law width 0.343 % with all 911 rows, 0.315 %
+with every 3rd, 330 rows).
 """
 
 from __future__ import annotations
@@ -80,29 +86,31 @@ def redpajama(n_draws: int, seed: int, every: int, workers: int, temper: float |
     worst = max(dg, key=lambda c: float(np.max(c.tau)))
     n_rows = len(train.data)
     print(f"[joint posterior, RedPajama] fit on {n_rows} rows of the 70M-305M runs"
-          + (f" (every {every}th checkpoint)" if every > 1 else "")
-          + f" ({t_fit:.1f} s); {n_draws} draws in {t_post:.1f} s ({workers} thread(s)); 22 chains: tau max "
-          f"{np.max(worst.tau):.1f} ({worst.name}), min ESS {min(c.ess for c in dg):.0f}, steps "
+          + (f" (every {every}-th checkpoint, last kept)" if every > 1 else "")
+          + f" ({t_fit:.1f} s); {n_draws} draws in {t_post:.1f} s ({workers} thread(s)); "
+          f"{len(dg)} chains: tau max {np.max(worst.tau):.1f} ({worst.name}), min ESS "
+          f"{min(c.ess for c in dg):.0f}, steps "
           f"{min(c.n_steps for c in dg)}-{max(c.n_steps for c in dg)}, acceptance "
           f"{min(c.acceptance for c in dg):.2f}-{max(c.acceptance for c in dg):.2f}, "
           f"converged {sum(c.converged for c in dg)}/{len(dg)}, unphysical {post.unphysical}")
     print(f"  tempering lambda: median {np.median(post.temper):.3f} (range "
           f"{post.temper.min():.3f}-{post.temper.max():.3f}); residual lag-1 autocorrelation "
           f"median {np.median(post.rho):.2f}; median sigma {np.median(post.sigma):.4f}")
+    i90, i50 = iv[0.9], iv[0.5]
     print(f"  410M at N={N:.4g}, D={D:.4g}, {n} runs: 90 % covers mean law "
-          f"{cover(iv[0.9].lower, iv[0.9].upper)}, new run {cover(iv[0.9].new_lower, iv[0.9].new_upper)}"
-          f"; 50 %: mean law {cover(iv[0.5].lower, iv[0.5].upper)}, new run "
-          f"{cover(iv[0.5].new_lower, iv[0.5].new_upper)}")
-    rel = np.abs(iv[0.9].loss / obs - 1) * 100
+          f"{cover(i90.lower, i90.upper)}, new run {cover(i90.new_lower, i90.new_upper)}; "
+          f"50 %: mean law {cover(i50.lower, i50.upper)}, new run "
+          f"{cover(i50.new_lower, i50.new_upper)}")
+    rel = np.abs(i90.loss / obs - 1) * 100
     relp = np.abs(point / obs - 1) * 100
-    w90 = (iv[0.9].upper - iv[0.9].lower) / obs * 100
-    wn90 = (iv[0.9].new_upper - iv[0.9].new_lower) / obs * 100
+    w90 = (i90.upper - i90.lower) / obs * 100
+    wn90 = (i90.new_upper - i90.new_lower) / obs * 100
     print(f"  mean |rel err|: posterior mean {rel.mean():.3f} % (max {rel.max():.3f} %), best fit "
           f"{relp.mean():.3f} %; median 90 % width: mean law {np.median(w90):.3f} %, new run "
           f"{np.median(wn90):.3f} %")
     for j, run in enumerate(last["run"]):
-        print(f"    {run:>9} obs {obs[j]:.4f} mean {iv[0.9].loss[j]:.4f} 90% [{iv[0.9].lower[j]:.4f}, "
-              f"{iv[0.9].upper[j]:.4f}] new [{iv[0.9].new_lower[j]:.4f}, {iv[0.9].new_upper[j]:.4f}]")
+        print(f"    {run:>9} obs {obs[j]:.4f} mean {i90.loss[j]:.4f} 90% [{i90.lower[j]:.4f}, "
+              f"{i90.upper[j]:.4f}] new [{i90.new_lower[j]:.4f}, {i90.new_upper[j]:.4f}]")
     return 0
 
 
@@ -133,9 +141,10 @@ def calibration(n_rep: int, n_draws: int) -> int:
     print(f"[joint posterior calibration] {n_rep} simulated sweeps (8 mixtures x 4 sizes x 5 "
           f"checkpoints, 3 sources, 2 domains), {n_draws} draws, {time.perf_counter() - t0:.0f} s")
     for key, (pred, al, be) in hits.items():
-        print(f"  temper {key.split()[0]:>4}, {float(key.split()[1]):.0%} intervals: target mean law "
-              f"{np.mean(pred):.2f} (n={len(pred)}), alpha {np.mean(al):.2f}, beta {np.mean(be):.2f} "
-              f"(n={len(al)})")
+        label, lv = key.split()
+        print(f"  temper {label:>4}, {float(lv):.0%} intervals: target mean law "
+              f"{np.mean(pred):.2f} (n={len(pred)}), alpha {np.mean(al):.2f}, "
+              f"beta {np.mean(be):.2f} (n={len(al)})")
     return 0
 
 

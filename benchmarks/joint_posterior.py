@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import sys
 import time
 import warnings
@@ -35,26 +33,21 @@ import numpy as np
 
 from mixlaws.joint import JointMixingLaw
 from mixlaws.joint_posterior import joint_intervals, sample_joint_posterior
-from mixlaws.runs import read_runs, validate_runs
+from mixlaws.runs import validate_runs
+
+from _data import load_redpajama  # benchmarks/ is on sys.path
 from mixlaws.simulate import random_truth, sample_mixtures, simulate_sweep
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
-                    "ye2024")
-TABLE = os.path.join(DATA, "redpajama_runs.csv")
-WEIGHTS = os.path.join(DATA, "pile_valid_weights.json")
 SOURCES = ("web", "code", "books")
 DOMAINS = ("web", "code")
 TARGET = (1e9, 2e10)
 
 
 def redpajama(n_draws: int, seed: int, every: int, workers: int, temper: float | None) -> int:
-    if not (os.path.exists(TABLE) and os.path.exists(WEIGHTS)):
-        print(f"skipped: {TABLE} or {WEIGHTS} not found")
+    loaded = load_redpajama()
+    if loaded is None:
         return 0
-    warnings.simplefilter("ignore")
-    runs = read_runs(TABLE, renormalize=True)
-    with open(WEIGHTS) as f:
-        w = json.load(f)
+    runs, w = loaded
     df = runs.data
     largest = np.unique(df["params"])[-1]
     tr = df[(df["params"] < largest).to_numpy()]

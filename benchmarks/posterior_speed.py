@@ -23,11 +23,8 @@ Run:  python benchmarks/posterior_speed.py [--steps N] [--n-draws 2000]
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
-import warnings
 
 import emcee
 import jax
@@ -41,12 +38,8 @@ from mixlaws.mixing_posterior import _upstream_cov
 from mixlaws.mixing_refit import mixing_response
 from mixlaws.nested import NestedMixingLaw
 from mixlaws.posterior import _ALPHA_MAX, _LOG_TAU, integrated_time, size_log_marginal
-from mixlaws.runs import read_runs
+from _data import load_redpajama  # benchmarks/ is on sys.path
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
-                    "ye2024")
-TABLE = os.path.join(DATA, "redpajama_runs.csv")
-WEIGHTS = os.path.join(DATA, "pile_valid_weights.json")
 TARGET = (805.7e6, 100_000 * 2**20)
 
 
@@ -115,13 +108,10 @@ def main() -> int:
                     help="steps of the JAX-vs-numpy comparison (0: as many as the production chain)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    if not (os.path.exists(TABLE) and os.path.exists(WEIGHTS)):
-        print(f"skipped: {TABLE} or {WEIGHTS} not found")
+    loaded = load_redpajama()
+    if loaded is None:
         return 0
-    warnings.simplefilter("ignore")
-    runs = read_runs(TABLE, renormalize=True)
-    with open(WEIGHTS) as f:
-        w = json.load(f)
+    runs, w = loaded
 
     t0 = time.perf_counter()
     model = NestedMixingLaw(val_weights=w).fit(runs)

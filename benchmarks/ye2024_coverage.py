@@ -13,22 +13,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import sys
 import time
-import warnings
 
 import numpy as np
 
 from mixlaws.nested import NestedMixingLaw
-from mixlaws.runs import read_runs
+from _data import load_redpajama  # benchmarks/ is on sys.path
 from mixlaws.uncertainty import predict_intervals, sample_posterior
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
-                    "ye2024")
-TABLE = os.path.join(DATA, "redpajama_runs.csv")
-WEIGHTS = os.path.join(DATA, "pile_valid_weights.json")
 
 
 def main() -> int:
@@ -36,14 +29,11 @@ def main() -> int:
     ap.add_argument("--n-draws", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    if not (os.path.exists(TABLE) and os.path.exists(WEIGHTS)):
-        print(f"skipped: {TABLE} or {WEIGHTS} not found")
-        return 0
-    warnings.simplefilter("ignore")
     t_start = time.perf_counter()
-    runs = read_runs(TABLE, renormalize=True)
-    with open(WEIGHTS) as f:
-        w = json.load(f)
+    loaded = load_redpajama()
+    if loaded is None:
+        return 0
+    runs, w = loaded
     df = runs.data
     sizes = np.unique(df["params"])
     largest = sizes[-1]

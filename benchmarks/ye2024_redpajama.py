@@ -14,23 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
 
 import numpy as np
 
 from mixlaws.crossval import holdout_largest_size, summarise_errors
 from mixlaws.joint import JointMixingLaw
 from mixlaws.nested import NestedMixingLaw
-from mixlaws.runs import read_runs
+from _data import TABLE, WEIGHTS, load_redpajama  # benchmarks/ is on sys.path
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "ye2024")
-TABLE = os.path.join(DATA, "redpajama_runs.csv")
-WEIGHTS = os.path.join(DATA, "pile_valid_weights.json")
 STEP_TOKENS = 2**20  # tokens per step in these runs (tokens / step)
 
 
@@ -39,13 +34,10 @@ def main() -> int:
     ap.add_argument("--tie-beta", default="run")
     ap.add_argument("--tie-alpha", default="all")
     args = ap.parse_args()
-    if not os.path.exists(TABLE):
-        print(f"skipped: {TABLE} not found")
+    loaded = load_redpajama()
+    if loaded is None:
         return 0
-    warnings.simplefilter("ignore")
-    runs = read_runs(TABLE, renormalize=True)
-    with open(WEIGHTS) as f:
-        w = json.load(f)
+    runs, w = loaded
     make = lambda: NestedMixingLaw(val_weights=w, tie_beta=args.tie_beta,  # noqa: E731
                                    tie_alpha=args.tie_alpha)
 

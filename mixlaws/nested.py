@@ -194,7 +194,7 @@ class NestedMixingLaw:
         labels = [run_ids[int(np.flatnonzero(inverse == i)[0])] for i in range(len(mixtures))]
         notes: list[str] = list(runs.notes)
 
-        tok, los, msk, step_runs = [], [], [], []
+        tok, los, step_runs = [], [], []
         last_tokens, last_losses, n_ckpt = [], [], []
         for i, (run, g) in enumerate(df.groupby("run", sort=False)):
             t = g["tokens"].to_numpy(float)

@@ -16,10 +16,10 @@ import warnings
 
 import numpy as np
 
-from mixlaws.nested import NestedMixingLaw
+from mixlaws.fit import NestedMixingLaw
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import random_truth, sample_mixtures, simulate_sweep
-from mixlaws.uncertainty import bootstrap_posterior, predict_intervals, sample_posterior
+from mixlaws.posterior import bootstrap_posterior, predict_intervals, sample_posterior
 
 SOURCES = ("web", "code", "books")
 DOMAINS = ("web", "code")

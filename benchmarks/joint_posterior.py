@@ -1,7 +1,7 @@
 """Posterior of the joint law L(r, N, D): 410M hold-out coverage on Ye et al. (2024) RedPajama.
 
-Fits :class:`mixlaws.joint.JointMixingLaw` on the runs below the largest size (70M-305M),
-samples its posterior (:func:`mixlaws.joint_posterior.sample_joint_posterior`) and checks for
+Fits :class:`mixlaws.JointMixingLaw` on the runs below the largest size (70M-305M),
+samples its posterior (:func:`mixlaws.posterior.sample_joint_posterior`) and checks for
 each 410M run whether the 90 % and 50 % intervals (mean law; new run) at its params and final
 tokens contain its observed Pile-weighted final loss. Prints the mean |relative error| of the
 posterior mean, sampling time, and the worst chain's tau / ESS.
@@ -31,8 +31,8 @@ import warnings
 
 import numpy as np
 
-from mixlaws.joint import JointMixingLaw
-from mixlaws.joint_posterior import joint_intervals, sample_joint_posterior
+from mixlaws.fit import JointMixingLaw
+from mixlaws.posterior import joint_intervals, sample_joint_posterior
 from mixlaws.runs import validate_runs
 
 from _data import load_redpajama  # benchmarks/ is on sys.path

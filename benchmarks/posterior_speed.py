@@ -1,6 +1,6 @@
 """Speed and mixing of the nested posterior on Ye et al. (2024) RedPajama runs.
 
-1. Fit on the whole table (70M-410M) and time ``mixlaws.uncertainty.sample_posterior`` at the
+1. Fit on the whole table (70M-410M) and time ``mixlaws.posterior.sample_posterior`` at the
    1B target (805.7M non-embedding params, 100k steps of 2^20 tokens); print the chain
    diagnostics it returns and the effective sample size of the target-scale prediction itself:
    the aggregate (Pile-weighted) loss of the default RedPajama mixture (the ``*-999`` runs),
@@ -31,13 +31,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import mixlaws.uncertainty as unc
+import mixlaws.posterior._nested as unc
 from mixlaws.laws import sum_zero_basis
-from mixlaws.mixing_posterior import _conditional as _mix_conditional
-from mixlaws.mixing_posterior import _upstream_cov
-from mixlaws.mixing_refit import mixing_response
-from mixlaws.nested import NestedMixingLaw
-from mixlaws.posterior import _ALPHA_MAX, _LOG_TAU, integrated_time, size_log_marginal
+from mixlaws.posterior._mixing import _conditional as _mix_conditional
+from mixlaws.posterior._mixing import _upstream_cov
+from mixlaws.posterior import mixing_response
+from mixlaws.fit import NestedMixingLaw
+from mixlaws.posterior._mcmc import _ALPHA_MAX, _LOG_TAU, integrated_time, size_log_marginal
 from _data import load_redpajama  # benchmarks/ is on sys.path
 
 TARGET = (805.7e6, 100_000 * 2**20)

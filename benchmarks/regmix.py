@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 from scipy.stats import spearmanr
 
-from mixlaws.nested import NestedMixingLaw
+from mixlaws.fit import NestedMixingLaw
 from mixlaws.runs import read_runs
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "regmix")

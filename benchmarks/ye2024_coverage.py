@@ -1,7 +1,7 @@
 """Interval coverage on Ye et al. (2024) RedPajama runs: the 410M hold-out.
 
-As in :func:`mixlaws.crossval.holdout_largest_size`: fit the nested laws on every model size
-but the largest (70M-305M), sample the posterior (``mixlaws.uncertainty.sample_posterior``) at
+As in :func:`mixlaws.fit.holdout_largest_size`: fit the nested laws on every model size
+but the largest (70M-305M), sample the posterior (``mixlaws.posterior.sample_posterior``) at
 the largest size's params and its runs' last tokens (410M, 30k steps), and check for each of the
 20 held-out mixtures whether the 90 % and 50 % intervals -- of the mean law (epistemic) and of a
 new run (epistemic + run-to-run noise) -- contain the observed Pile-weighted loss.
@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from mixlaws.nested import NestedMixingLaw
+from mixlaws.fit import NestedMixingLaw
 from _data import load_redpajama  # benchmarks/ is on sys.path
-from mixlaws.uncertainty import predict_intervals, sample_posterior
+from mixlaws.posterior import predict_intervals, sample_posterior
 
 
 

@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-from mixlaws.crossval import holdout_largest_size, summarise_errors
-from mixlaws.joint import JointMixingLaw
-from mixlaws.nested import NestedMixingLaw
+from mixlaws.fit import holdout_largest_size, summarise_errors
+from mixlaws.fit import JointMixingLaw
+from mixlaws.fit import NestedMixingLaw
 from _data import TABLE, WEIGHTS, load_redpajama  # benchmarks/ is on sys.path
 
 STEP_TOKENS = 2**20  # tokens per step in these runs (tokens / step)

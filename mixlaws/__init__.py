@@ -11,8 +11,21 @@ Importing mixlaws enables float64 in JAX (see :mod:`mixlaws._config`).
 from __future__ import annotations
 
 from . import _config  # noqa: F401  (enables jax_enable_x64 before anything else)
-from .errors import MixlawsError
+from ._version import __version__
+from .errors import (ArtifactError, ChainWarning, ConstraintError, ConvergenceWarning, DataNote,
+                     FitError, InfeasibleConstraintsError, InsufficientDataError, MixlawsError,
+                     MixtureError, NotFittedError, RunsTableError, ScaleError)
+from .fit import JointMixingLaw, NestedMixingLaw, TargetFit, load_model, save_model
+from .runs import RunsTable, read_runs, validate_runs
 
-__version__ = "0.1.0"
-
-__all__ = ["MixlawsError", "__version__"]
+__all__ = [
+    "__version__",
+    # estimators and their results
+    "NestedMixingLaw", "JointMixingLaw", "TargetFit", "load_model", "save_model",
+    # data
+    "RunsTable", "read_runs", "validate_runs",
+    # errors and warnings
+    "MixlawsError", "RunsTableError", "InsufficientDataError", "ScaleError", "ConstraintError",
+    "InfeasibleConstraintsError", "ArtifactError", "MixtureError", "FitError", "NotFittedError",
+    "ConvergenceWarning", "ChainWarning", "DataNote",
+]

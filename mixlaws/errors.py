@@ -20,7 +20,9 @@ __all__ = [
     "ArtifactError",
     "MixtureError",
     "FitError",
+    "NotFittedError",
     "ConvergenceWarning",
+    "ChainWarning",
     "DataNote",
 ]
 
@@ -71,8 +73,17 @@ class FitError(MixlawsError):
     """A law could not be fitted at all (no finite start, all starts failed)."""
 
 
+class NotFittedError(MixlawsError):
+    """An estimator was used before ``fit`` (or ``from_dict``)."""
+
+
 class ConvergenceWarning(UserWarning):
     """An optimiser did not report convergence, or a fit hit a parameter bound."""
+
+
+class ChainWarning(UserWarning):
+    """An MCMC chain is shorter than ``min_tau_multiple`` autocorrelation times, or its draws
+    left the physical region."""
 
 
 class DataNote(UserWarning):

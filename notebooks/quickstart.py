@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 from IPython.display import Image, display
 
-from mixlaws import plots
-from mixlaws.fitreport import fit_report
-from mixlaws.nested import NestedMixingLaw
+from mixlaws.report import _plots as plots
+from mixlaws.report import fit_report
+from mixlaws.fit import NestedMixingLaw
 from mixlaws.optimize import optimize_mixture
 from mixlaws.report import build_report
 from mixlaws.runs import read_runs
@@ -87,8 +87,8 @@ display(Image(plots.to_png(plots.mixture_bars(
 # for a data loader; `mixlaws run` does all of the above in one command.
 
 # %%
-from mixlaws.export import export  # noqa: E402
-from mixlaws.manifest import manifest_from_dict  # noqa: E402
+from mixlaws.export._writers import export  # noqa: E402
+from mixlaws.export._manifest import manifest_from_dict  # noqa: E402
 
 doc = {"kind": "mixlaws.mixture", "mixlaws_version": "notebook",
        "target": {"params": 1e9, "tokens": 2e10, "progress": "tokens"}}

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 from IPython.display import Image, display
 
-from mixlaws import plots
-from mixlaws.crossval import holdout_largest_size, summarise_errors
-from mixlaws.nested import NestedMixingLaw
+from mixlaws.report import _plots as plots
+from mixlaws.fit import holdout_largest_size, summarise_errors
+from mixlaws.fit import NestedMixingLaw
 from mixlaws.optimize import optimize_mixture
 from mixlaws.report import build_report
 from mixlaws.runs import read_runs

@@ -79,8 +79,8 @@ def _first_mixtures(k: int) -> Callable[[pd.DataFrame], pd.DataFrame]:
 
 def _fitted(d: str) -> None:
     """A valid fit artifact of the sweep at ``d/fit.json`` (shared by the artifact cases)."""
-    from mixlaws.artifact import save_model
-    from mixlaws.nested import NestedMixingLaw
+    from mixlaws.fit import save_model
+    from mixlaws.fit import NestedMixingLaw
     from mixlaws.runs import read_runs
 
     with warnings.catch_warnings():

@@ -26,7 +26,7 @@ def baseline_text() -> str:
 @pytest.fixture(scope="session")
 def fitted_fixture():
     """The bundled sweep fitted once per session (tie_beta='all', as in the Quickstart)."""
-    from mixlaws.nested import NestedMixingLaw
+    from mixlaws.fit import NestedMixingLaw
     from mixlaws.runs import read_runs
 
     with warnings.catch_warnings():

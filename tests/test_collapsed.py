@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
-from mixlaws.blockmove import run_blocks
-from mixlaws.collapsed import (gaussian_marginal, log_box_probability, student_marginal,
+from mixlaws.posterior import run_blocks
+from mixlaws.posterior import (gaussian_marginal, log_box_probability, student_marginal,
                                student_marginal_line)
 
 

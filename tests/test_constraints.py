@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixlaws.constraints import (Constraints, availability_upper, check_feasible,
+from mixlaws.optimize import (Constraints, availability_upper, check_feasible,
                                  constraints_from_dict, is_feasible, linear_items, load_constraints,
                                  minimal_conflict)
 from mixlaws.errors import ConstraintError, InfeasibleConstraintsError

@@ -1,4 +1,4 @@
-"""Tests of mixlaws.export / mixlaws.manifest: manifests, loader formats, round trips."""
+"""Tests of mixlaws.export: manifests, loader formats, round trips."""
 
 from __future__ import annotations
 
@@ -399,7 +399,7 @@ def test_nanotron_and_levanter_schema() -> None:
 def test_canonical_manifest_contents() -> None:
     m = manifest_from_dict(_artifact())
     data = json.loads(export(m, "json", paths={"A": "/a"}))
-    assert data["kind"] == "mixlaws.manifest" and data["unit"] == "tokens"
+    assert data["kind"] == "mixlaws.export" and data["unit"] == "tokens"
     assert data["total_tokens"] == 1e11 and data["weights"] == {"A": 0.3, "B": 0.7}
     assert data["sources"]["A"] == {
         "weight": 0.3, "tokens": 3e10, "available_tokens": 1e12, "max_epochs": 4.0,

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mixlaws.errors import MixlawsError
-from mixlaws.nested import NestedMixingLaw
+from mixlaws.fit import NestedMixingLaw
 from mixlaws.runs import validate_runs
 
 CORRUPTIONS = ("none", "nan", "inf", "negative", "zero", "text", "offsum", "outside",

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mixlaws.errors import InsufficientDataError
-from mixlaws.joint import JointMixingLaw
-from mixlaws.nested import NotFittedError
+from mixlaws.fit import JointMixingLaw
+from mixlaws.errors import NotFittedError
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import random_truth, simulate_sweep
 

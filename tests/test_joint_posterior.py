@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from mixlaws.errors import MixlawsError
-from mixlaws.joint import JointMixingLaw
-from mixlaws.joint_posterior import (JointPosterior, _box, _data, _design, _log_prior,
+from mixlaws.fit import JointMixingLaw
+from mixlaws.posterior._joint import (JointPosterior, _box, _data, _design, _log_prior,
                                      design_effect, joint_intervals, joint_log_prob,
                                      sample_joint_posterior, tempered_marginal)
 from mixlaws.laws import sum_zero_basis
-from mixlaws.posterior import ChainWarning
+from mixlaws.errors import ChainWarning
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import random_truth, sample_mixtures, simulate_sweep
 

@@ -8,15 +8,16 @@ import warnings
 import numpy as np
 import pytest
 
-from mixlaws.artifact import load_model, model_from_dict, model_to_dict, save_model
-from mixlaws.crossval import holdout_largest_size, leave_mixtures_out, summarise_errors
+from mixlaws.fit import load_model, model_from_dict, model_to_dict, save_model
+from mixlaws.fit import holdout_largest_size, leave_mixtures_out, summarise_errors
 from mixlaws.errors import ArtifactError, ConvergenceWarning, InsufficientDataError, ScaleError
-from mixlaws.fitting import solve_groups
-from mixlaws.nested import NestedMixingLaw, NotFittedError
+from mixlaws.fit import solve_groups
+from mixlaws.errors import NotFittedError
+from mixlaws.fit import NestedMixingLaw
 from mixlaws.optimize import optimize_mixture
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import random_truth, simulate_sweep, true_optimum
-from mixlaws.stages import _mixing_residual, fit_mixing_stage, fit_size_stage, fit_step_stage
+from mixlaws.fit._stages import _mixing_residual, fit_mixing_stage, fit_size_stage, fit_step_stage
 from mixlaws.laws import sum_zero_basis
 
 SOURCES = ("web", "code", "books", "papers", "wiki")

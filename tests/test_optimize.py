@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import mixlaws.optimize as opt
-from mixlaws.constraints import constraints_from_dict
+import mixlaws.optimize._optimizer as opt
+from mixlaws.optimize import constraints_from_dict
 from mixlaws.errors import (ConstraintError, ConvergenceWarning, InfeasibleConstraintsError,
                             MixtureError)
 from mixlaws.optimize import feasible_points, optimize_mixture

@@ -13,13 +13,14 @@ import pytest
 
 from mixlaws.cli import main
 from mixlaws.errors import MixlawsError
-from mixlaws.nested import NestedMixingLaw
-from mixlaws.posterior import ChainWarning, run_ensemble, size_log_marginal
-from mixlaws.risk import (compare_to_baseline, parse_objective, risk_objective,
+from mixlaws.fit import NestedMixingLaw
+from mixlaws.errors import ChainWarning
+from mixlaws.posterior import run_ensemble, size_log_marginal
+from mixlaws.optimize import (compare_to_baseline, parse_objective, risk_objective,
                           silverman_bandwidth, smoothed_quantile)
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import random_truth, simulate_sweep
-from mixlaws.uncertainty import (bootstrap_posterior, load_draws, predict_intervals,
+from mixlaws.posterior import (bootstrap_posterior, load_draws, predict_intervals,
                                  sample_posterior, save_draws)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -193,7 +194,7 @@ def test_gn_mixing_agrees_with_exact_refit(small):
 
 
 def test_step_covariance_and_diagnostics(small):
-    from mixlaws.uncertainty import step_predictive, step_predictive_cov
+    from mixlaws.posterior import step_predictive, step_predictive_cov
     _, runs, model, draws = small
     C = step_predictive_cov(model, runs, TARGET[1])
     s2 = step_predictive(model, runs, TARGET[1])

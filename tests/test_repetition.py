@@ -13,14 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixlaws.artifact import save_model
+from mixlaws.fit import save_model
 from mixlaws.cli import main
-from mixlaws.constraints import constraints_from_dict, load_constraints
+from mixlaws.optimize import constraints_from_dict, load_constraints
 from mixlaws.errors import ConstraintError, MixlawsError, ScaleError
-from mixlaws.manifest import load_mixture
-from mixlaws.nested import NestedMixingLaw
+from mixlaws.export import load_mixture
+from mixlaws.fit import NestedMixingLaw
 from mixlaws.optimize import optimize_mixture
-from mixlaws.repetition import R_STAR, effective_tokens, repetition_aware
+from mixlaws.optimize import R_STAR, effective_tokens, repetition_aware
 from mixlaws.runs import read_runs
 from mixlaws.simulate import SweepTruth
 

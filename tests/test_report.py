@@ -12,9 +12,9 @@ import warnings
 import numpy as np
 import pytest
 
-from mixlaws.artifact import load_model
+from mixlaws.fit import load_model
 from mixlaws.cli import main
-from mixlaws.nested import NestedMixingLaw
+from mixlaws.fit import NestedMixingLaw
 from mixlaws.report import build_report, leave_one_mixture_out, write_report
 from mixlaws.runs import read_runs, validate_runs
 
@@ -72,7 +72,7 @@ def test_report_command_half_target_is_an_error(run_dir, tmp_path):
 
 
 def test_leave_one_mixture_out_matches_manual_refit(run_dir, sweep_path):
-    from mixlaws.stages import fit_mixing_stage
+    from mixlaws.fit import fit_mixing_stage
 
     model = load_model(run_dir / "fit.json")
     target = model.target(1e9, 2e10)
@@ -95,7 +95,7 @@ def test_leave_one_mixture_out_matches_manual_refit(run_dir, sweep_path):
     by = lambda r: {f.name: f.png for f in r.figures}  # noqa: E731
     assert by(rep)["mixture"] != by(plain)["mixture"] and by(rep)["mixing"] == by(plain)["mixing"]
 
-    from mixlaws.uncertainty import sample_posterior
+    from mixlaws.posterior import sample_posterior
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,4 +1,4 @@
-"""The smoothed quantile objective (mixlaws.risk): limit, gradient, properties, optimum."""
+"""The smoothed quantile objective (mixlaws.optimize.risk_objective): limit, gradient, properties, optimum."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from scipy.stats import norm
 
 from mixlaws.cli import main
 from mixlaws.optimize import optimize_mixture
-from mixlaws.risk import risk_objective, silverman_bandwidth, smoothed_quantile
-from mixlaws.uncertainty import load_draws
+from mixlaws.optimize import risk_objective, silverman_bandwidth, smoothed_quantile
+from mixlaws.posterior import load_draws
 
 BASELINE = "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1"
 TARGET = ["--params", "1e9", "--tokens", "2e10"]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from mixlaws.laws import sum_zero_basis
-from mixlaws.mixing_posterior import sample_mixing_stage
-from mixlaws.posterior import ChainWarning
-from mixlaws.step_posterior import sample_step_stage
+from mixlaws.posterior import sample_mixing_stage
+from mixlaws.errors import ChainWarning
+from mixlaws.posterior import sample_step_stage
 
 BETA, E, B = 0.35, np.array([2.0, 2.6]), np.array([40.0, 55.0])
 

@@ -1,0 +1,349 @@
+"""Nested prediction (Ye et al. 2024, Algorithm 1): step -> size -> mixing law.
+
+:class:`NestedMixingLaw` is the core estimator of mixlaws.  ``fit`` fits the
+step law of every run (training progress ``D``); the target scale
+``(N*, D*)`` is chosen at prediction time:
+
+1. each run's step law ``L_d(D) = E_d + B_d D^(-beta)`` is extrapolated to ``D*``;
+2. per mixture, the size law ``L(N) = E + A N^(-alpha)`` is fitted over the
+   small sizes at ``D*`` (``alpha`` tied across mixtures and domains by
+   default) and extrapolated to ``N*``;
+3. per validation domain, the mixing law
+   ``L_d(r) = c_d + k_d exp(sum_j t_dj r_j)`` is fitted to the mixtures'
+   predicted losses at ``(N*, D*)``;
+4. the aggregate is ``sum_d w_d L_d(r)`` (explicit weights, or the plain mean)
+   or, with implicit aggregation, ``c + sum_k exp(a_k + t_k . r)`` fitted to
+   the mean loss.
+
+Stages the data cannot support are skipped, and predicting where they would be
+needed is a :class:`~mixlaws.errors.ScaleError`: single-scale sweeps (one size,
+one checkpoint per run, e.g. RegMix) fit the mixing law at their own scale only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _config  # noqa: F401
+from ..errors import InsufficientDataError, MixlawsError, NotFittedError, ScaleError
+from ._stages import (
+    TIE_ALPHA,
+    TIE_BETA,
+    StageFit,
+    fit_implicit_stage,
+    fit_mixing_stage,
+    fit_size_stage,
+    fit_step_stage,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..runs import RunsTable
+
+__all__ = ["NestedMixingLaw", "TargetFit", "NotFittedError"]
+
+_RTOL_SCALE = 1e-6
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= _RTOL_SCALE * max(abs(a), abs(b))
+
+
+@dataclass(frozen=True)
+class TargetFit:
+    """The size and mixing stages fitted at one target scale ``(params, tokens)``.
+
+    Attributes
+    ----------
+    params, tokens : the target model size ``N*`` and training tokens ``D*``.
+    mixtures : ``(n, M)`` mixtures whose losses were predicted at the target.
+    mixture_labels : their labels.
+    stage_losses : ``(n, n_domains)`` per-domain losses of those mixtures at the target
+        (the data of the mixing stage).
+    size : the size-stage fit, or None when the sweep has one model size.
+    mixing : the per-domain mixing-law fit.
+    implicit : the implicit-aggregation fit, or None.
+    weights : aggregation weights over domains (None with implicit aggregation).
+    notes : what was left out and why.
+    """
+
+    params: float
+    tokens: float
+    mixtures: np.ndarray
+    mixture_labels: tuple[str, ...]
+    stage_losses: np.ndarray
+    size: StageFit | None
+    mixing: StageFit
+    implicit: StageFit | None
+    weights: np.ndarray | None
+    notes: tuple[str, ...]
+
+    def domain_losses(self, r: jnp.ndarray) -> jnp.ndarray:
+        """Per-domain predicted losses ``(..., n_domains)`` of mixtures ``r (..., M)`` (JAX)."""
+        p = self.mixing.params
+        return jnp.asarray(p["c"]) + jnp.asarray(p["k"]) * jnp.exp(r @ jnp.asarray(p["t"]).T)
+
+    def loss(self, r: jnp.ndarray) -> jnp.ndarray:
+        """Aggregate predicted loss of mixtures ``r (..., M)`` (JAX, differentiable)."""
+        if self.implicit is not None:
+            p = self.implicit.params
+            return p["c"][0] + jnp.sum(jnp.exp(jnp.asarray(p["a"][0]) + r @ jnp.asarray(p["t"][0]).T),
+                                       axis=-1)
+        return self.domain_losses(r) @ jnp.asarray(self.weights)
+
+
+class NestedMixingLaw:
+    """Data mixing laws nested with step and size power laws.
+
+    Parameters
+    ----------
+    val_weights : optional mapping {validation domain: weight} for explicit
+        aggregation ``L = sum_d w_d L_d`` (normalised; unnamed domains get 0).
+    implicit : number ``K`` of latent domains for implicit aggregation of the
+        mean validation loss; mutually exclusive with ``val_weights``.
+    tie_beta : ``"run"`` (default, as in Ye et al.) shares the step exponent
+        across a run's validation domains; ``"none"`` fits one per domain.
+    tie_alpha : ``"all"`` (default) one size exponent for every mixture and
+        domain, ``"domain"`` one per domain, ``"none"`` one per mixture and domain.
+    warmup : checkpoints with tokens below ``warmup`` x the run's last tokens
+        are dropped before the step fit (default 0.1; Choshen et al. 2025).
+    min_checkpoints : a run needs this many checkpoints after warm-up for a step law.
+    delta : Huber threshold on log-residuals (default 1e-3, Hoffmann et al.).
+    seed : seed of the random starts.
+
+    Attributes (after ``fit``)
+    --------------------------
+    sources_, domains_ : names.
+    weights_ : aggregation weights (None with implicit aggregation).
+    runs_ : dict of per-run arrays (run, params, mixture, n_checkpoints, last_tokens, last_losses).
+    mixtures_ : ``(n_mix, M)`` distinct mixtures; ``mixture_labels_`` their labels.
+    step_ : the step-stage :class:`StageFit` or None; ``step_runs_`` runs it covers.
+    notes_ : what the fit left out and why.
+    """
+
+    def __init__(self, *, val_weights: Mapping[str, float] | None = None,
+                 implicit: int | None = None, tie_beta: str = "run", tie_alpha: str = "all",
+                 warmup: float = 0.1, min_checkpoints: int = 3, delta: float = 1e-3,
+                 seed: int = 0) -> None:
+        self.val_weights = val_weights
+        self.implicit = implicit
+        self.tie_beta = tie_beta
+        self.tie_alpha = tie_alpha
+        self.warmup = warmup
+        self.min_checkpoints = min_checkpoints
+        self.delta = delta
+        self.seed = seed
+
+    # -- settings ------------------------------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Constructor settings (JSON-ready)."""
+        vw = None if self.val_weights is None else {k: float(v) for k, v in self.val_weights.items()}
+        return {"val_weights": vw, "implicit": self.implicit, "tie_beta": self.tie_beta,
+                "tie_alpha": self.tie_alpha, "warmup": float(self.warmup),
+                "min_checkpoints": int(self.min_checkpoints), "delta": float(self.delta),
+                "seed": int(self.seed)}
+
+    def _check_settings(self) -> None:
+        if self.tie_beta not in TIE_BETA:
+            raise MixlawsError(f"tie_beta must be one of {TIE_BETA}, not {self.tie_beta!r}")
+        if self.tie_alpha not in TIE_ALPHA:
+            raise MixlawsError(f"tie_alpha must be one of {TIE_ALPHA}, not {self.tie_alpha!r}")
+        if self.implicit is not None and self.val_weights is not None:
+            raise MixlawsError("choose explicit validation weights or implicit aggregation, not both")
+        if not 0.0 <= self.warmup < 1.0:
+            raise MixlawsError(f"warmup must be in [0, 1), not {self.warmup}")
+
+    def _weights(self, domains: Sequence[str]) -> np.ndarray | None:
+        if self.implicit is not None:
+            return None
+        if self.val_weights is None:
+            return np.full(len(domains), 1.0 / len(domains))
+        unknown = sorted(set(self.val_weights) - set(domains))
+        if unknown:
+            raise MixlawsError(
+                f"validation weights name domains absent from the runs table: {unknown}; "
+                f"the table has loss columns for {list(domains)}", domains=unknown)
+        w = np.array([float(self.val_weights.get(d, 0.0)) for d in domains])
+        if np.any(~np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise MixlawsError("validation weights must be finite, ≥ 0 and not all zero")
+        return w / w.sum()
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, runs: RunsTable) -> "NestedMixingLaw":
+        """Fit the step law of every run with enough checkpoints; return self."""
+        self._check_settings()
+        df = runs.data
+        sources, domains = tuple(runs.sources), tuple(runs.domains)
+        weights = self._weights(domains)
+        mix_cols = [f"mix:{s}" for s in sources]
+        loss_cols = [f"loss:{d}" for d in domains]
+        first = df.groupby("run", sort=False).head(1)
+        mixtures, inverse = np.unique(first[mix_cols].to_numpy(float), axis=0, return_inverse=True)
+        order = np.argsort([np.flatnonzero(inverse == i)[0] for i in range(len(mixtures))])
+        remap = np.empty_like(order)
+        remap[order] = np.arange(order.size)
+        mixtures, inverse = mixtures[order], remap[np.ravel(inverse)]
+        run_ids = first["run"].astype(str).tolist()
+        labels = [run_ids[int(np.flatnonzero(inverse == i)[0])] for i in range(len(mixtures))]
+        notes: list[str] = list(runs.notes)
+
+        tok, los, step_runs = [], [], []
+        last_tokens, last_losses, n_ckpt = [], [], []
+        for i, (run, g) in enumerate(df.groupby("run", sort=False)):
+            t = g["tokens"].to_numpy(float)
+            L = g[loss_cols].to_numpy(float)
+            last_tokens.append(t[-1])
+            last_losses.append(L[-1])
+            keep = t >= self.warmup * t[-1]
+            n_ckpt.append(int(keep.sum()))
+            if keep.sum() >= self.min_checkpoints:
+                step_runs.append(i)
+                tok.append(t[keep])
+                los.append(L[keep])
+        dropped_runs = len(run_ids) - len(step_runs)
+        step = None
+        if step_runs:
+            C = max(len(t) for t in tok)
+            T = np.ones((len(step_runs), C))
+            Y = np.ones((len(step_runs), C, len(domains)))
+            W = np.zeros((len(step_runs), C))
+            for j, (t, L) in enumerate(zip(tok, los)):
+                T[j, :len(t)], Y[j, :len(t)], W[j, :len(t)] = t, L, 1.0
+            step = fit_step_stage([run_ids[i] for i in step_runs], T, Y, W, tie=self.tie_beta,
+                                  delta=self.delta)
+            if dropped_runs:
+                notes.append(f"{dropped_runs} run(s) have fewer than {self.min_checkpoints} "
+                             f"checkpoints after warm-up and have no step law")
+        else:
+            notes.append("no run has ≥ %d checkpoints after warm-up: no step law; predictions "
+                         "only at the runs' own training tokens" % self.min_checkpoints)
+        self.sources_, self.domains_, self.weights_ = sources, domains, weights
+        self.progress_ = runs.progress
+        self.source_path_ = runs.path
+        self.runs_ = {
+            "run": run_ids, "params": first["params"].to_numpy(float),
+            "mixture": np.asarray(inverse, int), "n_checkpoints": np.asarray(n_ckpt, int),
+            "last_tokens": np.asarray(last_tokens, float),
+            "last_losses": np.asarray(last_losses, float).reshape(len(run_ids), len(domains)),
+        }
+        self.mixtures_, self.mixture_labels_ = mixtures, tuple(labels)
+        self.step_, self.step_runs_ = step, np.asarray(step_runs, int)
+        self.notes_ = tuple(notes)
+        self._targets: dict[tuple[float, float], TargetFit] = {}
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "step_runs_"):
+            raise NotFittedError("this NestedMixingLaw is not fitted yet: call fit(runs) first")
+
+    # -- prediction ----------------------------------------------------------------------------
+    def _losses_at_tokens(self, tokens: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-run losses at ``tokens`` (nan where unavailable) and availability mask."""
+        R = self.runs_
+        n, nd = R["last_losses"].shape
+        out = np.full((n, nd), np.nan)
+        if self.step_ is not None:
+            p = self.step_.params
+            beta = p["beta"] if p["beta"].ndim == 2 else p["beta"][:, None]
+            out[self.step_runs_] = p["E"] + p["B"] * np.exp(-beta * np.log(tokens))
+        exact = np.array([_same(t, tokens) for t in R["last_tokens"]])
+        fill = exact & ~np.isfinite(out[:, 0])
+        out[fill] = R["last_losses"][fill]
+        ok = np.isfinite(out).all(1)
+        if not ok.any():
+            ends = sorted({float(t) for t in R["last_tokens"]})
+            raise ScaleError(
+                f"cannot predict at tokens={tokens:.6g}: no run has a step law (each needs "
+                f"≥ {self.min_checkpoints} checkpoints after warm-up) and no run ends there; "
+                f"the runs end at {', '.join(f'{t:.6g}' for t in ends[:5])} {self.progress_}",
+                tokens=tokens)
+        return out, ok
+
+    def target(self, params: float, tokens: float) -> TargetFit:
+        """Fit the size and mixing stages at ``(params, tokens)`` (cached)."""
+        self._check_fitted()
+        params, tokens = float(params), float(tokens)
+        if not (np.isfinite(params) and params > 0 and np.isfinite(tokens) and tokens > 0):
+            raise ScaleError(f"target params and tokens must be positive numbers, "
+                             f"got params={params}, tokens={tokens}")
+        key = (params, tokens)
+        if key in self._targets:
+            return self._targets[key]
+        L, ok = self._losses_at_tokens(tokens)
+        R = self.runs_
+        notes: list[str] = []
+        if (~ok).any():
+            notes.append(f"{int((~ok).sum())} run(s) have no loss at tokens={tokens:.6g} "
+                         f"and are left out")
+        sizes = np.unique(R["params"][ok])
+        mix_ids = np.unique(R["mixture"][ok])
+        size_fit = None
+        if sizes.size == 1:
+            if not _same(sizes[0], params):
+                raise ScaleError(
+                    f"the runs have a single model size ({sizes[0]:.6g} params): the size law "
+                    f"cannot be fitted, so predictions are only possible at params={sizes[0]:.6g}, "
+                    f"not {params:.6g}; train the sweep at ≥ 2 sizes to extrapolate", params=params)
+            used = list(mix_ids)
+            Y = np.stack([L[ok & (R["mixture"] == m)].mean(0) for m in used])
+        else:
+            need = 3 if self.tie_alpha == "none" else 2
+            used = [m for m in mix_ids
+                    if np.unique(R["params"][ok & (R["mixture"] == m)]).size >= need]
+            left = len(mix_ids) - len(used)
+            if left:
+                notes.append(f"{left} mixture(s) have runs at fewer than {need} model sizes and "
+                             f"are left out of the size stage")
+            if not used:
+                most = max(np.unique(R["params"][ok & (R["mixture"] == m)]).size for m in mix_ids)
+                raise InsufficientDataError(
+                    f"size stage: each mixture needs runs at ≥ {need} model sizes "
+                    f"(tie_alpha={self.tie_alpha!r}); found at most {most}", needed=need, found=most)
+            S = max(int((ok & (R["mixture"] == m)).sum()) for m in used)
+            nd = len(self.domains_)
+            G = len(used) * nd
+            Ns, Ys, Ws = np.ones((G, S)), np.ones((G, S)), np.zeros((G, S))
+            labels, dom_idx = [], []
+            for a, m in enumerate(used):
+                sel = ok & (R["mixture"] == m)
+                for d in range(nd):
+                    g = a * nd + d
+                    k = int(sel.sum())
+                    Ns[g, :k], Ys[g, :k], Ws[g, :k] = R["params"][sel], L[sel, d], 1.0
+                    labels.append(f"{self.mixture_labels_[m]}/{self.domains_[d]}")
+                    dom_idx.append(d)
+            size_fit = fit_size_stage(labels, Ns, Ys, Ws, np.asarray(dom_idx), nd,
+                                      tie=self.tie_alpha, delta=self.delta)
+            p = size_fit.params
+            Y = (p["E"] + p["A"] * np.exp(-p["alpha"] * np.log(params))).reshape(len(used), nd)
+        mixtures = self.mixtures_[used]
+        mixing = fit_mixing_stage(self.domains_, mixtures, Y, delta=self.delta, seed=self.seed)
+        implicit = None
+        if self.implicit is not None:
+            implicit = fit_implicit_stage(mixtures, Y.mean(1), self.implicit, delta=self.delta,
+                                          seed=self.seed)
+        fit = TargetFit(params=params, tokens=tokens, mixtures=mixtures,
+                        mixture_labels=tuple(self.mixture_labels_[m] for m in used),
+                        stage_losses=Y, size=size_fit, mixing=mixing, implicit=implicit,
+                        weights=self.weights_, notes=tuple(notes))
+        self._targets[key] = fit
+        return fit
+
+    def predict(self, mixtures: np.ndarray, params: float, tokens: float) -> dict[str, np.ndarray]:
+        """Predict aggregate and per-domain losses of ``mixtures (n, M)`` at ``(params, tokens)``.
+
+        Returns ``{"loss": (n,), "domains": (n, n_domains)}``.
+        """
+        fit = self.target(params, tokens)
+        r = jnp.asarray(np.atleast_2d(np.asarray(mixtures, float)))
+        return {"loss": np.asarray(fit.loss(r)), "domains": np.asarray(fit.domain_losses(r))}
+
+    def observed(self, run_index: np.ndarray) -> np.ndarray:
+        """Aggregate observed loss at the last checkpoint of the given runs."""
+        L = self.runs_["last_losses"][run_index]
+        if self.weights_ is None:
+            return L.mean(1)
+        return L @ self.weights_

@@ -1,0 +1,470 @@
+"""The three stages of the nested pipeline, each a batched robust fit.
+
+1. :func:`fit_step_stage` — per run, ``L_d(D) = E_d + B_d D^(-beta)`` for every
+   validation domain ``d`` (``beta`` tied across a run's domains by default,
+   as in Ye et al. 2024);
+2. :func:`fit_size_stage` — per mixture and domain, at the target tokens,
+   ``L(N) = E + A N^(-alpha)`` (``alpha`` tied across all mixtures and domains
+   by default);
+3. :func:`fit_mixing_stage` — per domain, ``L_d(r) = c_d + k_d exp(t_d . r)``
+   with ``sum_j t_dj = 0``; or :func:`fit_implicit_stage` for implicit
+   aggregation over ``K`` latent domains.
+
+Amplitudes are fitted against a reference scale (the geometric mean of the
+data's ``D`` or ``N``) to decorrelate them from the exponents, then reported in
+the canonical form above.  Each stage returns a :class:`StageFit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _config  # noqa: F401
+from ..errors import InsufficientDataError
+from ._engine import GroupSolution, profile_shared, solve_groups, warn_unconverged
+from ..laws import sum_zero_basis
+
+__all__ = [
+    "StageFit",
+    "fit_step_stage",
+    "fit_size_stage",
+    "fit_mixing_stage",
+    "fit_implicit_stage",
+    "TIE_BETA",
+    "TIE_ALPHA",
+]
+
+TIE_BETA = ("run", "all", "none")
+TIE_ALPHA = ("all", "domain", "none")
+_LOG_FLOOR = -30.0
+
+
+@dataclass(frozen=True)
+class StageFit:
+    """Fitted parameters and diagnostics of one stage.
+
+    Attributes
+    ----------
+    stage : ``"step"``, ``"size"``, ``"mixing"`` or ``"implicit"``.
+    law : formula of the fitted law.
+    labels : one label per group (run, mixture/domain, domain).
+    params : canonical parameter arrays, leading axis = groups.
+    stderr : Gauss-Newton standard errors, same shapes (``inf`` if unidentified).
+    correlations : median over groups of the correlation of named parameter pairs.
+    rmse : root mean square log-residual (≈ relative error) over all points.
+    max_abs_residual : largest absolute log-residual.
+    n_data, n_params : number of residuals and of free parameters.
+    converged : per group.
+    at_bound : per group, a parameter sits on its bound.
+    warnings : human-readable warnings (non-convergence, bounds).
+    """
+
+    stage: str
+    law: str
+    labels: tuple[str, ...]
+    params: dict[str, np.ndarray]
+    stderr: dict[str, np.ndarray]
+    correlations: dict[str, float]
+    rmse: float
+    max_abs_residual: float
+    n_data: int
+    n_params: int
+    converged: np.ndarray
+    at_bound: np.ndarray
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _ls_two(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least squares of ``y = a + b x`` along the last axis (vectorised)."""
+    sw = w.sum(-1)
+    mx = (w * x).sum(-1) / sw
+    my = (w * y).sum(-1) / sw
+    vx = (w * (x - mx[..., None]) ** 2).sum(-1)
+    cxy = (w * (x - mx[..., None]) * (y - my[..., None])).sum(-1)
+    b = np.where(vx > 0, cxy / np.where(vx > 0, vx, 1.0), 0.0)
+    return my - b * mx, b
+
+
+def _power_starts(logx: np.ndarray, y: np.ndarray, w: np.ndarray, exponents: np.ndarray,
+                  ymin: np.ndarray, ymax: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts (log E, log amplitude) of ``y = E + a exp(-e logx)`` for each exponent by LS."""
+    Es, As = [], []
+    for e in exponents:
+        x = np.exp(-e * logx)
+        E, a = _ls_two(x, y, w)
+        E = np.clip(E, 0.05 * ymin, 0.98 * ymin)
+        a = np.maximum(a, 1e-6 * ymax)
+        Es.append(np.log(E))
+        As.append(np.log(a))
+    return np.stack(Es), np.stack(As)
+
+
+def _summarise(stage: str, law: str, labels: Sequence[str], sol: GroupSolution,
+               weights: np.ndarray, params: dict[str, np.ndarray], stderr: dict[str, np.ndarray],
+               correlations: dict[str, float], n_params: int,
+               converged: np.ndarray | None = None) -> StageFit:
+    mask = weights > 0
+    rr = sol.residuals[mask]
+    conv = sol.converged if converged is None else converged
+    warns = warn_unconverged(f"{stage} stage", list(labels), conv, sol.decrement)
+    if sol.at_bound.any():
+        hit = [labels[i] for i in np.flatnonzero(sol.at_bound)]
+        warns.append(f"{stage} stage: a parameter is at its bound in {len(hit)} fit(s) "
+                     f"({', '.join(hit[:5])}{', ...' if len(hit) > 5 else ''})")
+    return StageFit(
+        stage=stage, law=law, labels=tuple(labels), params=params, stderr=stderr,
+        correlations=correlations, rmse=float(np.sqrt(np.mean(rr**2))) if rr.size else 0.0,
+        max_abs_residual=float(np.max(np.abs(rr))) if rr.size else 0.0,
+        n_data=int(mask.sum()), n_params=n_params, converged=np.asarray(conv, bool),
+        at_bound=sol.at_bound, warnings=tuple(warns),
+    )
+
+
+def _corr(cov: np.ndarray, i: int, j: int) -> float:
+    """Median over groups of the correlation between parameters ``i`` and ``j``."""
+    d = np.sqrt(cov[:, i, i] * cov[:, j, j])
+    ok = np.isfinite(d) & (d > 0)
+    if not ok.any():
+        return float("nan")
+    return float(np.median(cov[ok, i, j] / d[ok]))
+
+
+def _lin_stderr(var: np.ndarray) -> np.ndarray:
+    """Standard error from a variance (``inf`` where not identified)."""
+    return np.where(np.isfinite(var), np.sqrt(np.abs(var)), np.inf)
+
+
+def _log_stderr(values: np.ndarray, var_log: np.ndarray) -> np.ndarray:
+    """Delta-method standard error of ``exp(x)`` from the variance of ``x``."""
+    return np.where(np.isfinite(var_log), values * np.sqrt(np.maximum(var_log, 0.0)), np.inf)
+
+
+# --- residual functions (module level: they key JAX's compilation cache) -----------------
+
+def _step_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
+    x, y = data                                   # (C,), (C, nd)
+    nd = y.shape[1]
+    nb = theta.size - 2 * nd
+    E = theta[:nd]
+    B = theta[nd:2 * nd]
+    beta = jnp.exp(theta[2 * nd:2 * nd + nb])
+    pred = E + B * jnp.exp(-beta * x[:, None])
+    return (jnp.log(pred) - jnp.log(y)).ravel()
+
+
+def _step_residual_shared(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
+    x, y, log_beta = data                         # (C,), (C, nd), () shared exponent
+    nd = y.shape[1]
+    pred = theta[:nd] + theta[nd:] * jnp.exp(-jnp.exp(log_beta) * x[:, None])
+    return (jnp.log(pred) - jnp.log(y)).ravel()
+
+
+def _size_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
+    x, y, log_alpha = data                        # (S,), (S,), () shared exponent (nan: free)
+    la = jnp.where(theta.size == 3, theta[-1], log_alpha)
+    pred = theta[0] + jnp.exp(theta[1] - jnp.exp(la) * x)
+    return jnp.log(pred) - jnp.log(y)
+
+
+def _mixing_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
+    RH, y = data                                  # (n, M-1), (n,)
+    pred = theta[0] + jnp.exp(theta[1] + RH @ theta[2:])
+    return jnp.log(pred) - jnp.log(y)
+
+
+def _implicit_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
+    RH, y = data                                  # (n, M-1), (n,)
+    m1 = RH.shape[1]
+    K = (theta.size - 1) // (m1 + 1)
+    a = theta[1:1 + K]
+    U = theta[1 + K:].reshape(K, m1)
+    pred = theta[0] + jnp.sum(jnp.exp(a + RH @ U.T), axis=-1)
+    return jnp.log(pred) - jnp.log(y)
+
+
+# --- stages ---------------------------------------------------------------------------------
+
+def fit_step_stage(
+    labels: Sequence[str], tokens: np.ndarray, losses: np.ndarray, mask: np.ndarray, *,
+    tie: str = "run", delta: float = 1e-3, n_starts: int = 3,
+) -> StageFit:
+    """Fit ``L_d(D) = E_d + B_d D^(-beta)`` to every run.
+
+    Parameters
+    ----------
+    labels : run identifiers, length ``G``.
+    tokens : ``(G, C)`` checkpoint tokens, padded.
+    losses : ``(G, C, n_domains)`` validation losses, padded.
+    mask : ``(G, C)`` 1 for real checkpoints (≥ 3 per run), 0 for padding.
+    tie : ``"run"`` shares ``beta`` across a run's domains (Ye et al.); ``"all"``
+        one ``beta`` for every run and domain (profiled; steadiest when runs are
+        short); ``"none"`` one per run and domain.
+    """
+    G, C, nd = losses.shape
+    nb = nd if tie == "none" else 1
+    logD = np.log(np.where(mask > 0, tokens, 1.0))
+    logDref = (logD * mask).sum(1) / mask.sum(1)
+    x = np.where(mask > 0, logD - logDref[:, None], 0.0)
+    y = np.where(mask[..., None] > 0, losses, 1.0)
+    w3 = np.broadcast_to(mask[..., None], y.shape).astype(float)
+    ymin = np.where(w3 > 0, y, np.inf).min(1)
+    ymax = np.where(w3 > 0, y, -np.inf).max(1)
+    P = 2 * nd + nb
+    bounds = np.zeros((G, P, 2))
+    bounds[:, :nd, 0] = 0.0
+    bounds[:, :nd, 1] = ymin
+    bounds[:, nd:2 * nd, 0] = 0.0
+    bounds[:, nd:2 * nd, 1] = 100.0 * ymax
+    bounds[:, 2 * nd:] = [np.log(1e-3), np.log(3.0)]
+    exps = np.geomspace(0.1, 1.2, n_starts)
+    logE, logB = _power_starts(np.broadcast_to(x[:, None, :], (G, nd, C)), np.moveaxis(y, 1, 2),
+                               np.moveaxis(w3, 1, 2), exps, ymin, ymax)
+    starts = np.zeros((n_starts, G, P))
+    starts[:, :, :nd], starts[:, :, nd:2 * nd] = np.exp(logE), np.exp(logB)
+    starts[:, :, 2 * nd:] = np.log(exps)[:, None, None]
+    weights = w3.reshape(G, C * nd)
+    if tie == "all":
+        def solve_at(lb: float) -> GroupSolution:
+            data = (jnp.asarray(x), jnp.asarray(y), jnp.full(G, lb))
+            return solve_groups(_step_residual_shared, data, weights, bounds[:, :2 * nd],
+                                starts[:, :, :2 * nd][[int(np.argmin(np.abs(exps - np.exp(lb))))]],
+                                delta=delta)
+        n_pts = float(weights.sum())
+        prof = profile_shared(solve_at, np.log(1e-2), np.log(2.0), delta=delta,
+                              sigma2=lambda s: float((s.residuals**2 * weights).sum()
+                                                     / max(n_pts - 2 * nd * G - 1, 1)))
+        sol = prof.solution
+        cov = np.zeros((G, P, P))
+        cov[:, :2 * nd, :2 * nd] = sol.cov
+        cov[:, 2 * nd, 2 * nd] = prof.stderr**2
+        theta = np.concatenate([sol.theta, np.full((G, 1), prof.value)], 1)
+        sol = GroupSolution(theta=theta, objective=sol.objective, decrement=sol.decrement,
+                            converged=sol.converged & prof.converged, at_bound=sol.at_bound,
+                            cov=cov, sigma2=sol.sigma2, residuals=sol.residuals,
+                            iterations=sol.iterations, n_starts=sol.n_starts)
+    else:
+        sol = solve_groups(_step_residual, (jnp.asarray(x), jnp.asarray(y)), weights, bounds,
+                           starts, delta=delta)
+    th, cov = sol.theta, sol.cov
+    E, Bref, beta = th[:, :nd], th[:, nd:2 * nd], np.exp(th[:, 2 * nd:])
+    beta_d = np.broadcast_to(beta, (G, nd))
+    B = Bref * np.exp(beta_d * logDref[:, None])
+    diag = np.diagonal(cov, axis1=1, axis2=2)
+    bidx = 2 * nd + (np.arange(nd) if nb > 1 else np.zeros(nd, int))
+    var_lb = diag[:, bidx]
+    # canonical B = Bref * Dref^beta (delta method in the fitted coordinates Bref, log beta)
+    dB_dBref = np.exp(beta_d * logDref[:, None])
+    dB_dlogbeta = B * beta_d * logDref[:, None]
+    var_B = (dB_dBref**2 * diag[:, nd:2 * nd] + dB_dlogbeta**2 * var_lb
+             + 2 * dB_dBref * dB_dlogbeta * cov[:, np.arange(nd, 2 * nd), bidx])
+    params = {"E": E, "B": B, "beta": beta if tie == "none" else beta[:, 0]}
+    stderr = {"E": _lin_stderr(diag[:, :nd]), "B": np.where(np.isfinite(var_B), np.sqrt(np.abs(var_B)), np.inf),
+              "beta": _log_stderr(params["beta"], diag[:, 2 * nd:] if nb > 1 else diag[:, 2 * nd])}
+    corr = {"E~B": _corr(cov, 0, nd), "B~beta": _corr(cov, nd, 2 * nd)}
+    law = "L_d(D) = E_d + B_d * D^(-beta)" + {"run": " (beta shared by a run's domains)",
+                                               "all": " (beta shared by all runs and domains)",
+                                               "none": ""}[tie]
+    return _summarise("step", law, labels, sol, weights, params, stderr, corr, G * P)
+
+
+def fit_size_stage(
+    labels: Sequence[str], sizes: np.ndarray, losses: np.ndarray, mask: np.ndarray,
+    domain_index: np.ndarray, n_domains: int, *, tie: str = "all", delta: float = 1e-3,
+) -> StageFit:
+    """Fit ``L(N) = E + A N^(-alpha)`` per (mixture, domain) group at fixed tokens.
+
+    Parameters
+    ----------
+    labels : group labels ``"<mixture>/<domain>"``, length ``G``.
+    sizes : ``(G, S)`` model sizes, padded.
+    losses : ``(G, S)`` losses at the target tokens, padded.
+    mask : ``(G, S)`` 1 for real points.
+    domain_index : ``(G,)`` domain of each group (for ``tie="domain"``).
+    tie : ``"all"`` one ``alpha`` for every group (profiled), ``"domain"`` one
+        per domain (profiled per domain), ``"none"`` one per group (needs ≥ 3 sizes).
+    """
+    G, S = losses.shape
+    needed = 3 if tie == "none" else 2
+    found = int(mask.sum(1).min()) if G else 0
+    if G == 0 or found < needed:
+        raise InsufficientDataError(
+            f"size stage: each mixture needs runs at ≥ {needed} model sizes "
+            f"(tie_alpha={tie!r}); found {found}", needed=needed, found=found)
+    logN = np.log(np.where(mask > 0, sizes, 1.0))
+    logNref = float((logN * mask).sum() / mask.sum())
+    x = np.where(mask > 0, logN - logNref, 0.0)
+    y = np.where(mask > 0, losses, 1.0)
+    w = mask.astype(float)
+    ymin = np.where(mask > 0, y, np.inf).min(1)
+    ymax = np.where(mask > 0, y, -np.inf).max(1)
+    la_lo, la_hi = np.log(1e-3), np.log(2.0)
+
+    def subproblem(idx: np.ndarray, P: int):
+        bounds = np.zeros((idx.size, P, 2))
+        bounds[:, 0] = np.stack([np.zeros(idx.size), ymin[idx]], -1)
+        bounds[:, 1] = np.stack([np.full(idx.size, _LOG_FLOOR), np.log(100 * ymax[idx])], -1)
+        if P == 3:
+            bounds[:, 2] = [la_lo, la_hi]
+        return bounds
+
+    def starts_for(idx: np.ndarray, exps: np.ndarray, P: int) -> np.ndarray:
+        logE, logA = _power_starts(x[idx], y[idx], w[idx], exps, ymin[idx], ymax[idx])
+        st = np.zeros((exps.size, idx.size, P))
+        st[..., 0], st[..., 1] = np.exp(logE), logA
+        if P == 3:
+            st[..., 2] = np.log(exps)[:, None]
+        return st
+
+    def solve(idx: np.ndarray, log_alpha: float, P: int, exps: np.ndarray) -> GroupSolution:
+        data = (jnp.asarray(x[idx]), jnp.asarray(y[idx]), jnp.full(idx.size, log_alpha))
+        return solve_groups(_size_residual, data, w[idx], subproblem(idx, P),
+                            starts_for(idx, exps, P), delta=delta)
+
+    theta = np.zeros((G, 2))
+    alpha = np.zeros(G)
+    var_la = np.zeros(G)
+    cov = np.zeros((G, 2, 2))
+    conv = np.zeros(G, bool)
+    decrement = np.zeros(G)
+    at_bound = np.zeros(G, bool)
+    resid = np.zeros_like(y)
+    if tie == "none":
+        sol = solve(np.arange(G), np.nan, 3, np.geomspace(0.1, 1.2, 5))
+        theta, alpha = sol.theta[:, :2], np.exp(sol.theta[:, 2])
+        var_la, cov = sol.cov[:, 2, 2], sol.cov[:, :2, :2]
+        conv, decrement, at_bound, resid = sol.converged, sol.decrement, sol.at_bound, sol.residuals
+        n_params = 3 * G
+    else:
+        blocks = [np.arange(G)] if tie == "all" else [
+            np.flatnonzero(domain_index == d) for d in range(n_domains)]
+        for idx in blocks:
+            if idx.size == 0:
+                continue
+            prof = profile_shared(
+                lambda la, idx=idx: solve(idx, la, 2, np.array([np.exp(la)])), la_lo, la_hi,
+                sigma2=lambda s: float((s.sigma2 * np.maximum(w[idx].sum(1) - 2, 1)).sum()
+                                       / max(w[idx].sum() - 2 * idx.size - 1, 1)),
+                delta=delta)
+            sol = prof.solution
+            theta[idx], alpha[idx], var_la[idx] = sol.theta, np.exp(prof.value), prof.stderr**2
+            cov[idx], resid[idx] = sol.cov, sol.residuals
+            conv[idx], decrement[idx] = sol.converged & prof.converged, sol.decrement
+            at_bound[idx] = sol.at_bound | (not prof.converged and (
+                prof.value <= la_lo + 1e-6 or prof.value >= la_hi - 1e-6))
+        n_params = 2 * G + len(blocks)
+    E = theta[:, 0].copy()
+    A = np.exp(theta[:, 1] + alpha * logNref)
+    diag = np.diagonal(cov, axis1=1, axis2=2)
+    params = {"E": E, "A": A, "alpha": alpha}
+    var_logA = diag[:, 1] + (alpha * logNref) ** 2 * var_la
+    stderr = {"E": _lin_stderr(diag[:, 0]), "A": _log_stderr(A, var_logA),
+              "alpha": _log_stderr(alpha, var_la)}
+    corr = {"E~A": _corr(cov, 0, 1)}
+    law = "L(N) = E + A * N^(-alpha)" + {"all": " (alpha shared by all mixtures and domains)",
+                                          "domain": " (alpha shared within each domain)",
+                                          "none": ""}[tie]
+    merged = GroupSolution(theta=theta, objective=np.zeros(G), decrement=decrement,
+                           converged=conv, at_bound=at_bound, cov=cov, sigma2=np.zeros(G),
+                           residuals=resid, iterations=0, n_starts=0)
+    return _summarise("size", law, labels, merged, w, params, stderr, corr, n_params)
+
+
+def fit_mixing_stage(
+    domains: Sequence[str], mixtures: np.ndarray, losses: np.ndarray, *,
+    delta: float = 1e-3, n_starts: int = 8, seed: int = 0,
+) -> StageFit:
+    """Fit ``L_d(r) = c_d + k_d exp(t_d . r)`` (``sum_j t_dj = 0``) per domain.
+
+    Parameters
+    ----------
+    domains : validation domain names, length ``n_domains``.
+    mixtures : ``(n_mix, M)`` mixture proportions.
+    losses : ``(n_mix, n_domains)`` losses of the mixtures at one scale.
+    """
+    n, M = mixtures.shape
+    nd = losses.shape[1]
+    if n < M + 2:
+        raise InsufficientDataError(
+            f"mixing stage: fitting {M} sources needs ≥ {M + 2} distinct mixtures "
+            f"({M + 1} parameters per domain plus one); found {n}", needed=M + 2, found=n)
+    H = sum_zero_basis(M)
+    RH = mixtures @ H
+    y = losses.T
+    ymin, ymax = y.min(1), y.max(1)
+    P = M + 1
+    bounds = np.zeros((nd, P, 2))
+    bounds[:, 0] = np.stack([np.zeros(nd), ymin], -1)
+    bounds[:, 1] = np.stack([np.full(nd, _LOG_FLOOR), np.log(10 * ymax)], -1)
+    bounds[:, 2:] = [-50.0, 50.0]
+    rng = np.random.default_rng(seed)
+    theta0 = np.zeros((n_starts, nd, P))
+    fracs = np.linspace(0.3, 0.95, n_starts)
+    for s in range(n_starts):
+        u = np.zeros((nd, M - 1)) if s == 0 else rng.normal(0.0, 1.5, (nd, M - 1))
+        e = np.exp(RH @ u.T).T
+        c = fracs[s] * ymin
+        k = np.maximum(((y - c[:, None]) * e).sum(1) / (e * e).sum(1), 1e-6 * ymax)
+        theta0[s, :, 0], theta0[s, :, 1], theta0[s, :, 2:] = c, np.log(k), u
+    data = (jnp.broadcast_to(jnp.asarray(RH), (nd,) + RH.shape), jnp.asarray(y))
+    weights = np.ones((nd, n))
+    sol = solve_groups(_mixing_residual, data, weights, bounds, theta0, delta=delta)
+    c, k = sol.theta[:, 0], np.exp(sol.theta[:, 1])
+    t = sol.theta[:, 2:] @ H.T
+    cov = sol.cov
+    diag = np.diagonal(cov, axis1=1, axis2=2)
+    var_t = np.diagonal(H @ cov[:, 2:, 2:] @ H.T, axis1=1, axis2=2)
+    params = {"c": c, "k": k, "t": t}
+    stderr = {"c": _lin_stderr(diag[:, 0]), "k": _log_stderr(k, diag[:, 1]),
+              "t": np.where(np.isfinite(var_t), np.sqrt(np.abs(var_t)), np.inf)}
+    corr = {"c~k": _corr(cov, 0, 1)}
+    return _summarise("mixing", "L_d(r) = c_d + k_d * exp(sum_j t_dj r_j), sum_j t_dj = 0",
+                      list(domains), sol, weights, params, stderr, corr, nd * P)
+
+
+def fit_implicit_stage(
+    mixtures: np.ndarray, losses: np.ndarray, n_latent: int, *,
+    delta: float = 1e-3, n_starts: int = 24, seed: int = 0,
+) -> StageFit:
+    """Fit ``L(r) = c + sum_k exp(a_k + t_k . r)`` to aggregate losses ``(n_mix,)``."""
+    n, M = mixtures.shape
+    K = int(n_latent)
+    P = 1 + K * M
+    if K < 1:
+        raise InsufficientDataError("implicit aggregation needs K ≥ 1 latent domains",
+                                    needed=1, found=K)
+    if n < P + 1:
+        raise InsufficientDataError(
+            f"implicit aggregation with K={K} over {M} sources has {P} parameters and needs "
+            f"≥ {P + 1} distinct mixtures; found {n} (lower --implicit)", needed=P + 1, found=n)
+    H = sum_zero_basis(M)
+    RH = mixtures @ H
+    ymin, ymax = float(losses.min()), float(losses.max())
+    bounds = np.zeros((1, P, 2))
+    bounds[0, 0] = [0.0, ymin]
+    bounds[0, 1:1 + K] = [_LOG_FLOOR, np.log(10 * ymax)]
+    bounds[0, 1 + K:] = [-50.0, 50.0]
+    rng = np.random.default_rng(seed)
+    theta0 = np.zeros((n_starts, 1, P))
+    for s in range(n_starts):
+        c = (0.3 + 0.65 * rng.random()) * ymin
+        U = rng.normal(0.0, 1.5, (K, M - 1))
+        e = np.exp(RH @ U.T)
+        k = np.maximum(np.linalg.lstsq(e, losses - c, rcond=None)[0], 1e-3 * (ymin - c) / K)
+        theta0[s, 0] = np.concatenate([[c], np.log(k), U.ravel()])
+    data = (jnp.asarray(RH)[None], jnp.asarray(losses)[None])
+    weights = np.ones((1, n))
+    sol = solve_groups(_implicit_residual, data, weights, bounds, theta0, delta=delta)
+    th = sol.theta[0]
+    c = th[:1].copy()
+    a = th[1:1 + K][None]
+    t = (th[1 + K:].reshape(K, M - 1) @ H.T)[None]
+    diag = np.diagonal(sol.cov, axis1=1, axis2=2)
+    params = {"c": c, "a": a, "t": t}
+    stderr = {"c": _lin_stderr(diag[:, 0]), "a": np.sqrt(np.abs(diag[:, 1:1 + K])),
+              "t": np.full(t.shape, np.nan)}
+    return _summarise("implicit", f"L(r) = c + sum_(k=1..{K}) exp(a_k + t_k . r)",
+                      ["aggregate"], sol, weights, params, stderr, {}, P)

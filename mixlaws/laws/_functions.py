@@ -1,0 +1,190 @@
+"""The laws: pure JAX functions whose signatures name their parameters.
+
+Each function evaluates one law of Ye et al. (2024), "Data Mixing Laws", or of
+the scaling-law literature it nests with.  They are pure, broadcast over
+leading axes and are differentiable with :func:`jax.grad`.  The registry
+:data:`LAWS` maps a law's name to its function, formula and parameters, so
+that fitting code, reports and artifacts can refer to laws by name.
+
+Gauge of the mixing laws: because ``sum_j r_j = 1``, adding a constant to every
+``t_ij`` multiplies ``exp(t_i . r)`` by a constant that ``k_i`` absorbs, so the
+``t_i`` are identified only up to an additive constant.  mixlaws fixes the gauge
+by ``sum_j t_ij = 0`` (:func:`sum_zero_basis` parameterises that subspace).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _config  # noqa: F401
+
+__all__ = [
+    "Array",
+    "step_law",
+    "size_law",
+    "mixing_law",
+    "implicit_mixing_law",
+    "joint_law",
+    "explicit_aggregate",
+    "sum_zero_basis",
+    "Law",
+    "LAWS",
+]
+
+Array = jnp.ndarray
+
+
+def step_law(D: Array, E: Array, B: Array, beta: Array) -> Array:
+    r"""Loss against training progress of one run.
+
+    .. math:: L(D) = E + B \, D^{-\beta}
+
+    Parameters
+    ----------
+    D : training tokens (or steps) at the checkpoint, > 0.
+    E : irreducible loss of the run at infinite data, > 0.
+    B : data-term amplitude, > 0.
+    beta : data exponent, in (0, 2).
+    """
+    return E + B * jnp.exp(-beta * jnp.log(D))
+
+
+def size_law(N: Array, E: Array, A: Array, alpha: Array) -> Array:
+    r"""Loss against model size at fixed training tokens.
+
+    .. math:: L(N) = E + A \, N^{-\alpha}
+
+    Parameters
+    ----------
+    N : model size (non-embedding parameters), > 0.
+    E : irreducible loss at infinite size, > 0.
+    A : size-term amplitude, > 0.
+    alpha : size exponent, in (0, 2).
+    """
+    return E + A * jnp.exp(-alpha * jnp.log(N))
+
+
+def mixing_law(r: Array, c: Array, k: Array, t: Array) -> Array:
+    r"""Per-domain data mixing law of Ye et al. (2024).
+
+    .. math:: L_i(r) = c_i + k_i \exp\Big(\sum_j t_{ij} r_j\Big)
+
+    Parameters
+    ----------
+    r : mixture proportions, shape ``(..., M)``, on the simplex.
+    c : irreducible part of the loss, > 0.
+    k : amplitude, > 0.
+    t : source effects, shape ``(M,)`` with ``sum(t) == 0`` (gauge); ``t_j < 0``
+        means source ``j`` helps this domain.
+    """
+    return c + k * jnp.exp(r @ t)
+
+
+def implicit_mixing_law(r: Array, c: Array, a: Array, t: Array) -> Array:
+    r"""Implicit aggregation over ``K`` latent validation domains.
+
+    .. math:: L(r) = c + \sum_{k=1}^{K} s_k \exp(b_k + t_k \cdot r)
+              = c + \sum_{k=1}^{K} \exp(a_k + t_k \cdot r)
+
+    Only ``s_k e^{b_k}`` is identified, so the law is written with
+    ``a_k = \log s_k + b_k``; each row ``t_k`` is gauge-fixed to sum to zero.
+
+    Parameters
+    ----------
+    r : mixture proportions, shape ``(..., M)``.
+    c : irreducible loss, > 0.
+    a : log-amplitudes of the latent domains, shape ``(K,)``.
+    t : source effects per latent domain, shape ``(K, M)``.
+    """
+    return c + jnp.sum(jnp.exp(a + r @ t.T), axis=-1)
+
+
+def joint_law(
+    r: Array,
+    N: Array,
+    D: Array,
+    c: Array,
+    k: Array,
+    t: Array,
+    A: Array,
+    alpha: Array,
+    B: Array,
+    beta: Array,
+) -> Array:
+    r"""Joint law in mixture, model size and training tokens (Chinchilla form).
+
+    .. math:: L(r, N, D) = c + k \exp(t \cdot r) + A N^{-\alpha} + B D^{-\beta}
+
+    The mixture enters through the irreducible term ``E(r) = c + k exp(t . r)``
+    (in the spirit of Shukor et al. 2025).  At fixed ``(N, D)`` it is a
+    :func:`mixing_law`, at fixed ``(r, N)`` a :func:`step_law`, at fixed
+    ``(r, D)`` a :func:`size_law`; the nested pipeline is exact on it.
+    """
+    return (
+        c
+        + k * jnp.exp(r @ t)
+        + A * jnp.exp(-alpha * jnp.log(N))
+        + B * jnp.exp(-beta * jnp.log(D))
+    )
+
+
+def explicit_aggregate(losses: Array, weights: Array) -> Array:
+    r"""Explicit aggregation with known validation weights.
+
+    .. math:: L(r) = \sum_i w_i L_i(r), \qquad \sum_i w_i = 1
+    """
+    return losses @ weights
+
+
+def sum_zero_basis(m: int) -> np.ndarray:
+    """Orthonormal basis ``H`` of the sum-zero subspace of R^m, shape ``(m, m-1)``.
+
+    ``t = H @ u`` maps ``u`` in R^(m-1) one-to-one onto vectors with
+    ``sum(t) == 0``; ``u = H.T @ t`` inverts it.  Columns are Helmert contrasts.
+    """
+    if m < 1:
+        raise ValueError("need at least one source")
+    H = np.zeros((m, m - 1))
+    for j in range(1, m):
+        H[:j, j - 1] = 1.0 / np.sqrt(j * (j + 1))
+        H[j, j - 1] = -j / np.sqrt(j * (j + 1))
+    return H
+
+
+@dataclass(frozen=True)
+class Law:
+    """A registered law: its function, formula and parameter names.
+
+    ``positive`` names the parameters fitted in log space.
+    """
+
+    name: str
+    func: Callable[..., Array]
+    formula: str
+    variables: tuple[str, ...]
+    params: tuple[str, ...]
+    positive: tuple[str, ...]
+
+
+LAWS: dict[str, Law] = {
+    law.name: law
+    for law in (
+        Law("step", step_law, "L(D) = E + B * D^(-beta)", ("D",), ("E", "B", "beta"),
+            ("E", "B", "beta")),
+        Law("size", size_law, "L(N) = E + A * N^(-alpha)", ("N",), ("E", "A", "alpha"),
+            ("E", "A", "alpha")),
+        Law("mixing", mixing_law, "L_i(r) = c_i + k_i * exp(sum_j t_ij r_j), sum_j t_ij = 0",
+            ("r",), ("c", "k", "t"), ("c", "k")),
+        Law("implicit", implicit_mixing_law,
+            "L(r) = c + sum_k exp(a_k + t_k . r), sum_j t_kj = 0", ("r",), ("c", "a", "t"),
+            ("c",)),
+        Law("joint", joint_law,
+            "L(r, N, D) = c + k * exp(t . r) + A * N^(-alpha) + B * D^(-beta)",
+            ("r", "N", "D"), ("c", "k", "t", "A", "alpha", "B", "beta"),
+            ("c", "k", "A", "alpha", "B", "beta")),
+    )
+}

@@ -1,0 +1,19 @@
+"""Reading and validating runs tables: the only place that sees raw user data.
+
+:func:`read_runs` reads a CSV or Parquet file (or takes a DataFrame through
+:func:`validate_runs`) into a :class:`RunsTable`; mixtures and validation
+weights given by the user are parsed here too.
+"""
+from __future__ import annotations
+from ._table import RunsTable, read_runs, validate_runs
+from ._io import parse_mixture, read_mixtures, mixture_from_mapping, read_val_weights
+
+__all__ = [
+    "RunsTable",
+    "read_runs",
+    "validate_runs",
+    "parse_mixture",
+    "read_mixtures",
+    "mixture_from_mapping",
+    "read_val_weights",
+]

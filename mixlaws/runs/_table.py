@@ -1,0 +1,279 @@
+"""Read and validate the runs table and user-given mixtures.
+
+This is the only module that sees raw user data; everything downstream trusts
+the :class:`RunsTable` it returns.  The table has one row per (run, checkpoint)
+with columns ``run``, ``params``, ``tokens`` (or ``step``), ``mix:<source>``
+(proportions r_j, per row in [0, 1] with sum_j r_j = 1) and ``loss:<domain>``
+(validation losses, finite and > 0).  Every defect raises a
+:class:`~mixlaws.errors.MixlawsError` subclass naming the file, run, column and
+row; every change made to the data is recorded in ``RunsTable.notes`` and
+emitted once as a :class:`~mixlaws.errors.DataNote` warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ._io import (
+    FLOAT_NOISE,
+    PathLike,
+    cell_text,
+    first_bad,
+    mixture_from_mapping,
+    numeric,
+    parse_mixture,
+    prefixed,
+    read_frame,
+    read_mixtures,
+    read_val_weights,
+    renormalise,
+    strip_columns,
+)
+from ..errors import DataNote, RunsTableError
+
+__all__ = [
+    "RunsTable",
+    "read_runs",
+    "validate_runs",
+    "parse_mixture",
+    "read_mixtures",
+    "mixture_from_mapping",
+    "read_val_weights",
+]
+
+_EXPECTED = "run, params, tokens (or step), mix:<source>..., loss:<domain>..."
+
+
+@dataclass(frozen=True, eq=False)
+class RunsTable:
+    """A validated runs table.
+
+    Attributes
+    ----------
+    data : DataFrame with columns exactly ``run`` (str), ``params``, ``tokens``,
+        ``mix:<source>``... (rows sum to 1 to float64 precision), ``loss:<domain>``...
+        (finite, > 0), all float64; sorted by run then tokens, index reset.
+        Warm-up checkpoints are kept.
+    sources : source names, in the order of the file's ``mix:`` columns.
+    domains : validation domains, in the order of the file's ``loss:`` columns.
+    progress : ``"tokens"`` if the file had a tokens column, else ``"step"``
+        (then the ``tokens`` column holds step values).
+    path : file name used in messages (``"<table>"`` for in-memory frames).
+    notes : visible notes about changes made to the input.
+    """
+
+    data: pd.DataFrame
+    sources: tuple[str, ...]
+    domains: tuple[str, ...]
+    progress: str
+    path: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def mix_columns(self) -> list[str]:
+        """Names of the mixture columns, ``mix:<source>`` in ``sources`` order."""
+        return [f"mix:{s}" for s in self.sources]
+
+    @property
+    def loss_columns(self) -> list[str]:
+        """Names of the loss columns, ``loss:<domain>`` in ``domains`` order."""
+        return [f"loss:{d}" for d in self.domains]
+
+    def runs(self) -> pd.DataFrame:
+        """One row per run: ``run, params, mix:..., n_checkpoints, min_tokens, max_tokens``."""
+        groups = self.data.groupby("run", sort=False)
+        out = groups[["params", *self.mix_columns]].first()
+        out["n_checkpoints"] = groups.size()
+        out["min_tokens"] = groups["tokens"].min()
+        out["max_tokens"] = groups["tokens"].max()
+        return out.reset_index()
+
+    def mixtures(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct mixtures and which one each run uses.
+
+        Returns
+        -------
+        mixtures : (n, M) array, distinct mixtures in order of first appearance in :meth:`runs`.
+        index : (n_runs,) int array; run ``k`` of :meth:`runs` trained on ``mixtures[index[k]]``.
+        """
+        mix = self.runs()[self.mix_columns].to_numpy(dtype=np.float64)
+        unique, first, inverse = np.unique(mix, axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        return unique[order], rank[np.ravel(inverse)]
+
+    def sizes(self) -> np.ndarray:
+        """Sorted distinct model sizes (``params``)."""
+        return np.unique(self.data["params"].to_numpy(dtype=np.float64))
+
+    @property
+    def is_single_scale(self) -> bool:
+        """True when the table has one ``params`` value and one ``tokens`` value overall."""
+        return bool(self.data["params"].nunique() == 1 and self.data["tokens"].nunique() == 1)
+
+
+def _check_values(values: Mapping[str, np.ndarray], runs: np.ndarray, progress: str,
+                  name: str) -> None:
+    """Missing, non-finite and out-of-range cells raise, naming run, column and row."""
+    losses = [x for column, x in values.items() if column.startswith("loss:")]
+    n_gaps = int(np.isnan(np.column_stack(losses)).any(axis=1).sum())
+    for column, x in values.items():
+        if column.startswith("loss:"):
+            rules = [(np.isnan(x), f"loss is missing ({n_gaps} row(s) of the table lack a loss); "
+                      "fill the gaps or drop those checkpoint rows"),
+                     (~np.isfinite(x) & ~np.isnan(x), "loss is {v}; losses must be finite"),
+                     (x <= 0, "loss is {v}; losses must be > 0 (nats/token)")]
+        elif column.startswith("mix:"):
+            rules = [(np.isnan(x), "proportion is missing; write 0 for an unused source"),
+                     (~np.isfinite(x) | (x < 0) | (x > 1), "proportion {v} is outside [0, 1]")]
+        else:
+            unit = "number of parameters" if column == "params" else f"number of {progress}"
+            rules = [(np.isnan(x), "value is missing"),
+                     (~np.isfinite(x) | (x <= 0),
+                      f"{column} is {{v}}; it must be a positive {unit}")]
+        for mask, text in rules:
+            i = first_bad(mask)
+            if i is not None:
+                raise RunsTableError(f"{name}: run '{runs[i]}', column '{column}', row {i + 1}: "
+                                     + text.format(v=x[i]), path=name, run=runs[i], column=column,
+                                     row=i + 1)
+
+
+def validate_runs(frame: pd.DataFrame, *, path: str = "<table>", renormalize: bool = False,
+                  tolerance: float = 0.005) -> RunsTable:
+    """Validate a raw runs table and return it in canonical form.
+
+    Parameters
+    ----------
+    frame : raw table, one row per (run, checkpoint); cells may be strings or numbers.
+    path : name of the source used in messages.
+    renormalize : rescale mixtures whose sum s deviates from 1 by more than
+        ``tolerance`` (r_j <- r_j / s) instead of raising.
+    tolerance : rows with |s - 1| <= tolerance are always rescaled, with a note.
+
+    Returns
+    -------
+    RunsTable
+
+    Raises
+    ------
+    RunsTableError
+        Missing columns, non-numeric cells, missing/non-finite/non-positive losses,
+        params or tokens <= 0, proportions outside [0, 1], mixture sums off by more
+        than ``tolerance``, mixture or params varying within a run, or duplicated
+        checkpoints with differing losses.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
+    if not 0.0 <= tolerance < 1.0:
+        raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
+    frame = strip_columns(frame, path, RunsTableError)
+    columns = list(frame.columns)
+    sources = prefixed(columns, "mix:", path, RunsTableError)
+    domains = prefixed(columns, "loss:", path, RunsTableError)
+    progress = "tokens" if "tokens" in columns else "step"
+    missing = [c for c in ("run", "params") if c not in columns]
+    missing += [] if progress in columns else ["tokens (or step)"]
+    missing += [] if sources else ["mix:<source>"]
+    missing += [] if domains else ["loss:<domain>"]
+    if missing:
+        lower = {c.lower() for c in columns}
+        cased = {"run", "params"} & lower - set(columns)
+        hint = "; column names are case-sensitive" if cased else ""
+        raise RunsTableError(f"{path}: missing required column(s) {', '.join(missing)}; found: "
+                             f"{', '.join(columns) or 'none'}; expected: {_EXPECTED}{hint}",
+                             path=path, column=missing[0])
+    unknown = [c for c in columns if ":" in c and not c.startswith(("mix:", "loss:"))]
+    if unknown:
+        raise RunsTableError(
+            f"{path}: column {unknown[0]!r} has an unknown prefix {unknown[0].split(':')[0] + ':'!r}; "
+            f"mixture columns are mix:<source> and loss columns loss:<domain> — rename or drop it",
+            path=path, column=unknown[0])
+    if len(frame) == 0:
+        raise RunsTableError(f"{path}: the table has a header but no data rows", path=path)
+    runs = cell_text(frame["run"])
+    if (i := first_bad(runs == "")) is not None:
+        raise RunsTableError(f"{path}: row {i + 1} has an empty 'run' cell; name every run",
+                             path=path, column="run", row=i + 1)
+    mix_cols = [f"mix:{s}" for s in sources]
+    loss_cols = [f"loss:{d}" for d in domains]
+    values = {c: numeric(frame[c], c, runs, path, RunsTableError, "run")
+              for c in ("params", progress, *mix_cols, *loss_cols)}
+    _check_values(values, runs, progress, path)
+
+    table = pd.DataFrame({"run": runs.astype(str), **values}).rename(columns={progress: "tokens"})
+    table.insert(0, "_row", np.arange(1, len(table) + 1))
+    groups = table.groupby("run", sort=False)
+    varying = groups[["params", *mix_cols]].nunique() > 1
+    if varying.to_numpy().any():
+        run, column = next((r, c) for r, row in varying.iterrows() for c in row.index if row[c])
+        seen = pd.unique(table.loc[table["run"] == run, column])[:2]
+        raise RunsTableError(f"{path}: run '{run}' has different values in column '{column}' "
+                             f"({seen[0]:g} and {seen[1]:g}); a run has a single {column} "
+                             "value: fix the rows or give them different run names", path=path,
+                             run=run, column=column)
+
+    notes: list[str] = []
+    dup = table.duplicated(["run", "tokens"], keep=False).to_numpy()
+    if dup.any():
+        counts = table[dup].groupby(["run", "tokens"], sort=False)[loss_cols].nunique() > 1
+        if counts.to_numpy().any():
+            (run, tokens), column = next((k, c) for k, row in counts.iterrows()
+                                         for c in row.index if row[c])
+            raise RunsTableError(f"{path}: run '{run}' has two rows at {progress}={tokens:g} with "
+                                 f"different values in '{column}'; keep one checkpoint row",
+                                 path=path, run=run, column=column, tokens=tokens)
+        drop = table.duplicated(["run", "tokens"], keep="first")
+        notes.append(f"dropped {int(drop.sum())} duplicated checkpoint row(s) identical to another "
+                     f"(e.g. run '{table.loc[drop, 'run'].iloc[0]}')")
+        table = table[~drop.to_numpy()]
+
+    mix = table[mix_cols].to_numpy(dtype=np.float64)
+    total = mix.sum(axis=1)
+    deviation = np.abs(total - 1.0)
+    rows, row_runs = table["_row"].to_numpy(), table["run"].to_numpy()
+    if (i := first_bad(total == 0)) is not None:
+        raise RunsTableError(f"{path}: run '{row_runs[i]}', row {rows[i]}: every proportion is 0; "
+                             "fix the mixture", path=path, run=row_runs[i], row=int(rows[i]))
+    far = deviation > tolerance
+    if far.any() and not renormalize:
+        i = int(np.argmax(far))
+        raise RunsTableError(f"{path}: the mixture of run '{row_runs[i]}' (row {rows[i]}) sums to "
+                             f"{total[i]:.6g}, more than {tolerance:g} away from 1; pass "
+                             "--renormalize to rescale it, or fix the row", path=path,
+                             run=row_runs[i], row=int(rows[i]), total=float(total[i]))
+    near = (deviation > FLOAT_NOISE) & ~far
+    for mask, why in ((near, f"summed to within {tolerance:g} of 1 (rounding)"),
+                      (far, f"summed to more than {tolerance:g} away from 1 (--renormalize)")):
+        if mask.any():
+            n_runs = len(set(row_runs[mask]))
+            notes.append(f"rescaled the mixture of {int(mask.sum())} row(s) in {n_runs} run(s) "
+                         f"whose proportions {why}; max deviation {deviation[mask].max():.4g}"
+                         + (f" (run '{row_runs[mask][0]}')" if n_runs == 1 else ""))
+    table[mix_cols] = renormalise(mix)
+
+    zero = [s for s, c in zip(sources, mix_cols) if (table[c] == 0).all()]
+    if zero:
+        notes.append(f"source(s) {', '.join(zero)} have proportion 0 in every run; their effect "
+                     "cannot be estimated (kept in the table)")
+    data = (table.drop(columns="_row").sort_values(["run", "tokens"], kind="mergesort")
+            .reset_index(drop=True))
+    for note in notes:
+        warnings.warn(f"{path}: {note}", DataNote, stacklevel=2)
+    return RunsTable(data=data, sources=sources, domains=domains, progress=progress, path=path,
+                     notes=tuple(notes))
+
+
+def read_runs(path: PathLike, *, renormalize: bool = False, tolerance: float = 0.005) -> RunsTable:
+    """Read a runs table from CSV (``,``/``;``/tab) or Parquet and validate it.
+
+    See :func:`validate_runs` for the checks; errors are :class:`RunsTableError`.
+    """
+    frame, name = read_frame(path, RunsTableError)
+    return validate_runs(frame, path=name, renormalize=renormalize, tolerance=tolerance)

@@ -27,6 +27,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ConvergenceWarning, DataNote, MixlawsError
+from ..runs._warmup import WARMUP
 
 __all__ = ["main", "parse_quantity"]
 
@@ -324,7 +325,7 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
                         "all runs, or not at all")
     p.add_argument("--tie-alpha", choices=["all", "domain", "none"], default="all",
                    help="share the size exponent across everything (default), per domain, or not")
-    p.add_argument("--warmup", type=float, default=0.1,
+    p.add_argument("--warmup", type=float, default=WARMUP,
                    help="drop checkpoints below this fraction of a run's last tokens (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed of random starts (default 0)")
 

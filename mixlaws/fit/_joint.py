@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _config  # noqa: F401
+from ._base import Estimator
+from ..runs._warmup import WARMUP, drop_warmup
 from ..errors import InsufficientDataError, NotFittedError
 from ._engine import solve_groups
 from ..laws import sum_zero_basis
@@ -43,7 +45,7 @@ def _joint_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     return jnp.log(pred) - jnp.log(y)
 
 
-class JointMixingLaw:
+class JointMixingLaw(Estimator):
     """Joint law ``L_d(r, N, D)`` fitted per validation domain.
 
     Parameters
@@ -58,7 +60,7 @@ class JointMixingLaw:
     (a :class:`~mixlaws.fit.StageFit` with canonical ``c, k, t, A, alpha, B, beta``).
     """
 
-    def __init__(self, *, val_weights: Mapping[str, float] | None = None, warmup: float = 0.1,
+    def __init__(self, *, val_weights: Mapping[str, float] | None = None, warmup: float = WARMUP,
                  delta: float = 1e-3, n_starts: int = 12, seed: int = 0) -> None:
         self.val_weights = val_weights
         self.warmup = warmup
@@ -71,8 +73,7 @@ class JointMixingLaw:
         from ._nested import NestedMixingLaw
 
         df = runs.data
-        last = df.groupby("run")["tokens"].transform("max")
-        df = df[df["tokens"] >= self.warmup * last]
+        df = drop_warmup(df, self.warmup)
         sources, domains = tuple(runs.sources), tuple(runs.domains)
         M, nd = len(sources), len(domains)
         if df["params"].nunique() < 2 or df["tokens"].nunique() < 3:

@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _config  # noqa: F401
+from ._base import Estimator
+from ..runs._warmup import WARMUP, after_warmup
 from ..errors import InsufficientDataError, MixlawsError, NotFittedError, ScaleError
 from ._stages import (
     TIE_ALPHA,
@@ -95,7 +97,7 @@ class TargetFit:
         return self.domain_losses(r) @ jnp.asarray(self.weights)
 
 
-class NestedMixingLaw:
+class NestedMixingLaw(Estimator):
     """Data mixing laws nested with step and size power laws.
 
     Parameters
@@ -126,7 +128,7 @@ class NestedMixingLaw:
 
     def __init__(self, *, val_weights: Mapping[str, float] | None = None,
                  implicit: int | None = None, tie_beta: str = "run", tie_alpha: str = "all",
-                 warmup: float = 0.1, min_checkpoints: int = 3, delta: float = 1e-3,
+                 warmup: float = WARMUP, min_checkpoints: int = 3, delta: float = 1e-3,
                  seed: int = 0) -> None:
         self.val_weights = val_weights
         self.implicit = implicit
@@ -138,8 +140,8 @@ class NestedMixingLaw:
         self.seed = seed
 
     # -- settings ------------------------------------------------------------------------------
-    def get_params(self) -> dict[str, Any]:
-        """Constructor settings (JSON-ready)."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor settings, JSON-ready (always copies; ``deep`` is accepted for clone)."""
         vw = None if self.val_weights is None else {k: float(v) for k, v in self.val_weights.items()}
         return {"val_weights": vw, "implicit": self.implicit, "tie_beta": self.tie_beta,
                 "tie_alpha": self.tie_alpha, "warmup": float(self.warmup),
@@ -197,7 +199,7 @@ class NestedMixingLaw:
             L = g[loss_cols].to_numpy(float)
             last_tokens.append(t[-1])
             last_losses.append(L[-1])
-            keep = t >= self.warmup * t[-1]
+            keep = after_warmup(t, self.warmup)
             n_ckpt.append(int(keep.sum()))
             if keep.sum() >= self.min_checkpoints:
                 step_runs.append(i)

@@ -84,6 +84,7 @@ from ..errors import MixlawsError
 from ..fit import JointMixingLaw
 from ..laws import sum_zero_basis
 from ..errors import ChainWarning, NotFittedError
+from ..runs._warmup import drop_warmup
 from ._mcmc import ChainDiagnostics, psd_sqrt, run_ensemble, walkers_in_support
 from ..runs import RunsTable
 from ._nested import Intervals
@@ -276,9 +277,7 @@ def design_effect(resid: np.ndarray, run: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def _data(model: JointMixingLaw, runs: RunsTable) -> tuple[np.ndarray, ...]:
     """The rows ``model.fit`` used (post-warm-up), sorted by run then tokens."""
-    df = runs.data
-    last = df.groupby("run")["tokens"].transform("max")
-    df = df[df["tokens"] >= model.warmup * last]
+    df = drop_warmup(runs.data, model.warmup)
     order = np.lexsort((df["tokens"].to_numpy(float), df["run"].astype(str).to_numpy()))
     df = df.iloc[order]
     R = df[[f"mix:{s}" for s in model.sources_]].to_numpy(float)

@@ -55,6 +55,7 @@ from ..laws import sum_zero_basis
 from ._mixing import sample_mixing_stage
 from ._mixing_refit import mixing_gn, mixing_refit, mixing_response, own_scatter
 from ..errors import ChainWarning
+from ..runs._warmup import after_warmup
 from ._mcmc import psd_sqrt
 from ._size import sample_size_stage
 from ._step import sample_step_stage
@@ -166,7 +167,7 @@ def _checkpoints(model, runs) -> list[tuple[np.ndarray, np.ndarray]]:
     for i in model.step_runs_:
         g = by_run[model.runs_["run"][i]]
         t = g["tokens"].to_numpy(float)
-        keep = t >= model.warmup * t[-1]
+        keep = after_warmup(t, model.warmup)
         out.append((t[keep], g[cols].to_numpy(float)[keep]))
     return out
 

@@ -30,6 +30,7 @@ from ..report import _plots as plots
 from ._text import fit_report
 from ..fit import NestedMixingLaw, TargetFit
 from ..progress import progress
+from ..runs._warmup import after_warmup
 from ..fit import StageFit, fit_mixing_stage
 
 __all__ = ["Figure", "Report", "build_report", "write_report", "leave_one_mixture_out"]
@@ -111,7 +112,7 @@ def _step_figure(model: NestedMixingLaw, target: TargetFit | None, runs: Any,
                 Dg = np.geomspace(max(Dd.min(), model.warmup * R["last_tokens"][i]), hi, 60)
                 Lg = _agg(st.params["E"][j] + st.params["B"][j] * Dg[:, None] ** (-beta), w)
                 if g is not None:
-                    keep = Dd >= model.warmup * Dd[-1]
+                    keep = after_warmup(Dd, model.warmup)
                     Ldom = g[loss_cols].to_numpy(float)[keep]
                     pred = st.params["E"][j] + st.params["B"][j] * Dd[keep, None] ** (-beta)
                     res_x.append(np.repeat(Dd[keep], len(model.domains_)))

@@ -37,7 +37,9 @@ from mixlaws.posterior._mixing import _conditional as _mix_conditional
 from mixlaws.posterior._mixing import _upstream_cov
 from mixlaws.posterior import mixing_response
 from mixlaws.fit import NestedMixingLaw
-from mixlaws.posterior._mcmc import _ALPHA_MAX, _LOG_TAU, integrated_time, size_log_marginal
+from mixlaws.laws import EXPONENT_MAX as _ALPHA_MAX
+from mixlaws.laws import RUN_LOG_TAU as _LOG_TAU
+from mixlaws.posterior import integrated_time, size_log_marginal
 from _data import load_redpajama  # benchmarks/ is on sys.path
 
 TARGET = (805.7e6, 100_000 * 2**20)

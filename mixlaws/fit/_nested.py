@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import _config  # noqa: F401
 from ._base import Estimator
+from ..laws import explicit_aggregate, implicit_mixing_law, mixing_law, size_law, step_law
 from ..runs._warmup import WARMUP, after_warmup
 from ..errors import InsufficientDataError, MixlawsError, NotFittedError, ScaleError
 from ._stages import (
@@ -86,15 +87,14 @@ class TargetFit:
     def domain_losses(self, r: jnp.ndarray) -> jnp.ndarray:
         """Per-domain predicted losses ``(..., n_domains)`` of mixtures ``r (..., M)`` (JAX)."""
         p = self.mixing.params
-        return jnp.asarray(p["c"]) + jnp.asarray(p["k"]) * jnp.exp(r @ jnp.asarray(p["t"]).T)
+        return mixing_law(r, jnp.asarray(p["c"]), jnp.asarray(p["k"]), jnp.asarray(p["t"]))
 
     def loss(self, r: jnp.ndarray) -> jnp.ndarray:
         """Aggregate predicted loss of mixtures ``r (..., M)`` (JAX, differentiable)."""
         if self.implicit is not None:
             p = self.implicit.params
-            return p["c"][0] + jnp.sum(jnp.exp(jnp.asarray(p["a"][0]) + r @ jnp.asarray(p["t"][0]).T),
-                                       axis=-1)
-        return self.domain_losses(r) @ jnp.asarray(self.weights)
+            return implicit_mixing_law(r, p["c"][0], jnp.asarray(p["a"][0]), jnp.asarray(p["t"][0]))
+        return explicit_aggregate(self.domain_losses(r), jnp.asarray(self.weights))
 
 
 class NestedMixingLaw(Estimator):
@@ -250,7 +250,7 @@ class NestedMixingLaw(Estimator):
         if self.step_ is not None:
             p = self.step_.params
             beta = p["beta"] if p["beta"].ndim == 2 else p["beta"][:, None]
-            out[self.step_runs_] = p["E"] + p["B"] * np.exp(-beta * np.log(tokens))
+            out[self.step_runs_] = np.asarray(step_law(tokens, p["E"], p["B"], beta))
         exact = np.array([_same(t, tokens) for t in R["last_tokens"]])
         fill = exact & ~np.isfinite(out[:, 0])
         out[fill] = R["last_losses"][fill]
@@ -320,7 +320,7 @@ class NestedMixingLaw(Estimator):
             size_fit = fit_size_stage(labels, Ns, Ys, Ws, np.asarray(dom_idx), nd,
                                       tie=self.tie_alpha, delta=self.delta)
             p = size_fit.params
-            Y = (p["E"] + p["A"] * np.exp(-p["alpha"] * np.log(params))).reshape(len(used), nd)
+            Y = np.asarray(size_law(params, p["E"], p["A"], p["alpha"])).reshape(len(used), nd)
         mixtures = self.mixtures_[used]
         mixing = fit_mixing_stage(self.domains_, mixtures, Y, delta=self.delta, seed=self.seed)
         implicit = None

@@ -26,7 +26,8 @@ import numpy as np
 from .. import _config  # noqa: F401
 from ..errors import InsufficientDataError
 from ._engine import GroupSolution, profile_shared, solve_groups, warn_unconverged
-from ..laws import sum_zero_basis
+from ..laws import (implicit_mixing_law, mixing_law, mixing_params, size_law_log, step_law_log,
+                    sum_zero_basis)
 
 __all__ = [
     "StageFit",
@@ -152,27 +153,27 @@ def _step_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     E = theta[:nd]
     B = theta[nd:2 * nd]
     beta = jnp.exp(theta[2 * nd:2 * nd + nb])
-    pred = E + B * jnp.exp(-beta * x[:, None])
+    pred = step_law_log(x[:, None], E, B, beta)
     return (jnp.log(pred) - jnp.log(y)).ravel()
 
 
 def _step_residual_shared(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     x, y, log_beta = data                         # (C,), (C, nd), () shared exponent
     nd = y.shape[1]
-    pred = theta[:nd] + theta[nd:] * jnp.exp(-jnp.exp(log_beta) * x[:, None])
+    pred = step_law_log(x[:, None], theta[:nd], theta[nd:], jnp.exp(log_beta))
     return (jnp.log(pred) - jnp.log(y)).ravel()
 
 
 def _size_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     x, y, log_alpha = data                        # (S,), (S,), () shared exponent (nan: free)
     la = jnp.where(theta.size == 3, theta[-1], log_alpha)
-    pred = theta[0] + jnp.exp(theta[1] - jnp.exp(la) * x)
+    pred = size_law_log(x, theta[0], jnp.exp(theta[1]), jnp.exp(la))
     return jnp.log(pred) - jnp.log(y)
 
 
 def _mixing_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     RH, y = data                                  # (n, M-1), (n,)
-    pred = theta[0] + jnp.exp(theta[1] + RH @ theta[2:])
+    pred = mixing_law(RH, theta[0], jnp.exp(theta[1]), theta[2:])     # r . t = (r H) . u
     return jnp.log(pred) - jnp.log(y)
 
 
@@ -182,7 +183,7 @@ def _implicit_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     K = (theta.size - 1) // (m1 + 1)
     a = theta[1:1 + K]
     U = theta[1 + K:].reshape(K, m1)
-    pred = theta[0] + jnp.sum(jnp.exp(a + RH @ U.T), axis=-1)
+    pred = implicit_mixing_law(RH, theta[0], a, U)
     return jnp.log(pred) - jnp.log(y)
 
 
@@ -412,12 +413,11 @@ def fit_mixing_stage(
     data = (jnp.broadcast_to(jnp.asarray(RH), (nd,) + RH.shape), jnp.asarray(y))
     weights = np.ones((nd, n))
     sol = solve_groups(_mixing_residual, data, weights, bounds, theta0, delta=delta)
-    c, k = sol.theta[:, 0], np.exp(sol.theta[:, 1])
-    t = sol.theta[:, 2:] @ H.T
+    params = mixing_params(sol.theta, H)
+    k = params["k"]
     cov = sol.cov
     diag = np.diagonal(cov, axis1=1, axis2=2)
     var_t = np.diagonal(H @ cov[:, 2:, 2:] @ H.T, axis1=1, axis2=2)
-    params = {"c": c, "k": k, "t": t}
     stderr = {"c": _lin_stderr(diag[:, 0]), "k": _log_stderr(k, diag[:, 1]),
               "t": np.where(np.isfinite(var_t), np.sqrt(np.abs(var_t)), np.inf)}
     corr = {"c~k": _corr(cov, 0, 1)}

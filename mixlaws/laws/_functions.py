@@ -25,12 +25,18 @@ from .. import _config  # noqa: F401
 __all__ = [
     "Array",
     "step_law",
+    "step_law_log",
     "size_law",
+    "size_law_log",
     "mixing_law",
     "implicit_mixing_law",
     "joint_law",
     "explicit_aggregate",
     "sum_zero_basis",
+    "MIXING_THETA",
+    "mixing_theta",
+    "mixing_params",
+    "mixing_terms",
     "Law",
     "LAWS",
 ]
@@ -50,7 +56,15 @@ def step_law(D: Array, E: Array, B: Array, beta: Array) -> Array:
     B : data-term amplitude, > 0.
     beta : data exponent, in (0, 2).
     """
-    return E + B * jnp.exp(-beta * jnp.log(D))
+    return step_law_log(jnp.log(D), E, B, beta)
+
+
+def step_law_log(log_D: Array, E: Array, B: Array, beta: Array) -> Array:
+    r""":func:`step_law` at ``log D`` (what the fits use: ``log(D / D_ref)`` with ``B`` at ``D_ref``).
+
+    .. math:: L = E + B \, e^{-\beta \log D}
+    """
+    return E + B * jnp.exp(-beta * log_D)
 
 
 def size_law(N: Array, E: Array, A: Array, alpha: Array) -> Array:
@@ -65,7 +79,15 @@ def size_law(N: Array, E: Array, A: Array, alpha: Array) -> Array:
     A : size-term amplitude, > 0.
     alpha : size exponent, in (0, 2).
     """
-    return E + A * jnp.exp(-alpha * jnp.log(N))
+    return size_law_log(jnp.log(N), E, A, alpha)
+
+
+def size_law_log(log_N: Array, E: Array, A: Array, alpha: Array) -> Array:
+    r""":func:`size_law` at ``log N`` (what the fits use: ``log(N / N_ref)`` with ``A`` at ``N_ref``).
+
+    .. math:: L = E + A \, e^{-\alpha \log N}
+    """
+    return E + A * jnp.exp(-alpha * log_N)
 
 
 def mixing_law(r: Array, c: Array, k: Array, t: Array) -> Array:
@@ -75,13 +97,24 @@ def mixing_law(r: Array, c: Array, k: Array, t: Array) -> Array:
 
     Parameters
     ----------
-    r : mixture proportions, shape ``(..., M)``, on the simplex.
-    c : irreducible part of the loss, > 0.
-    k : amplitude, > 0.
-    t : source effects, shape ``(M,)`` with ``sum(t) == 0`` (gauge); ``t_j < 0``
-        means source ``j`` helps this domain.
+    r : mixture proportions, shape ``(..., M)``, on the simplex (or their coordinates
+        ``r H`` in the sum-zero basis, with ``t`` given as ``u``: ``r . t = (r H) . u``).
+    c : irreducible part of the loss, > 0; scalar or ``(n_domains,)``.
+    k : amplitude, > 0; same shape as ``c``.
+    t : source effects, shape ``(M,)`` or ``(n_domains, M)``, each row with ``sum == 0``
+        (gauge); ``t_j < 0`` means source ``j`` helps the domain.
+
+    Returns
+    -------
+    ``(...)`` for one domain, ``(..., n_domains)`` for a row of ``t`` per domain.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(mixing_law(np.array([0.5, 0.5]), 2.0, 1.0, np.array([-1.0, 1.0])))
+    3.0
     """
-    return c + k * jnp.exp(r @ t)
+    return c + k * jnp.exp(jnp.tensordot(r, t, axes=([-1], [-1])))
 
 
 def implicit_mixing_law(r: Array, c: Array, a: Array, t: Array) -> Array:
@@ -100,7 +133,7 @@ def implicit_mixing_law(r: Array, c: Array, a: Array, t: Array) -> Array:
     a : log-amplitudes of the latent domains, shape ``(K,)``.
     t : source effects per latent domain, shape ``(K, M)``.
     """
-    return c + jnp.sum(jnp.exp(a + r @ t.T), axis=-1)
+    return c + jnp.sum(jnp.exp(a + jnp.tensordot(r, t, axes=([-1], [-1]))), axis=-1)
 
 
 def joint_law(
@@ -124,12 +157,7 @@ def joint_law(
     :func:`mixing_law`, at fixed ``(r, N)`` a :func:`step_law`, at fixed
     ``(r, D)`` a :func:`size_law`; the nested pipeline is exact on it.
     """
-    return (
-        c
-        + k * jnp.exp(r @ t)
-        + A * jnp.exp(-alpha * jnp.log(N))
-        + B * jnp.exp(-beta * jnp.log(D))
-    )
+    return mixing_law(r, c, k, t) + size_law(N, 0.0, A, alpha) + step_law(D, 0.0, B, beta)
 
 
 def explicit_aggregate(losses: Array, weights: Array) -> Array:
@@ -155,11 +183,36 @@ def sum_zero_basis(m: int) -> np.ndarray:
     return H
 
 
+MIXING_THETA = ("c", "log k", "u")
+"""Layout of a fitted mixing law's vector ``theta = (c, log k, u_1..u_{M-1})`` with ``t = H u``."""
+
+
+def mixing_theta(c: Array, k: Array, t: Array, H: np.ndarray) -> np.ndarray:
+    """Pack ``(c, k, t)`` (leading axes alike) into ``theta = (c, log k, t H)``."""
+    c, k, t = np.asarray(c, float), np.asarray(k, float), np.asarray(t, float)
+    return np.concatenate([c[..., None], np.log(k)[..., None], t @ H], -1)
+
+
+def mixing_params(theta: np.ndarray, H: np.ndarray) -> dict[str, np.ndarray]:
+    """Unpack ``theta = (c, log k, u)`` (any leading axes) into canonical ``{c, k, t = H u}``."""
+    theta = np.asarray(theta, float)
+    return {"c": theta[..., 0], "k": np.exp(theta[..., 1]), "t": theta[..., 2:] @ H.T}
+
+
+def mixing_terms(RH: Array, theta: Array) -> tuple[Array, Array]:
+    """``(f, e)`` of the mixing law at the basis coordinates ``RH (n, M-1)`` for ``theta (nd, P)``:
+    ``e = k exp(u . RH)`` and ``f = c + e``, both ``(nd, n)``."""
+    e = jnp.exp(theta[:, 1:2] + theta[:, 2:] @ RH.T)
+    return theta[:, :1] + e, e
+
+
 @dataclass(frozen=True)
 class Law:
-    """A registered law: its function, formula and parameter names.
+    """A registered law: its function, formula, parameter names and how they are fitted.
 
-    ``positive`` names the parameters fitted in log space.
+    ``positive`` names the parameters constrained positive; ``log_space`` those of them
+    that the fit parameterises by their logarithm (the others are fitted on a linear scale
+    within bounds, e.g. the irreducible terms in ``[0, min observed loss]``).
     """
 
     name: str
@@ -168,23 +221,24 @@ class Law:
     variables: tuple[str, ...]
     params: tuple[str, ...]
     positive: tuple[str, ...]
+    log_space: tuple[str, ...]
 
 
 LAWS: dict[str, Law] = {
     law.name: law
     for law in (
         Law("step", step_law, "L(D) = E + B * D^(-beta)", ("D",), ("E", "B", "beta"),
-            ("E", "B", "beta")),
+            ("E", "B", "beta"), ("beta",)),
         Law("size", size_law, "L(N) = E + A * N^(-alpha)", ("N",), ("E", "A", "alpha"),
-            ("E", "A", "alpha")),
+            ("E", "A", "alpha"), ("A", "alpha")),
         Law("mixing", mixing_law, "L_i(r) = c_i + k_i * exp(sum_j t_ij r_j), sum_j t_ij = 0",
-            ("r",), ("c", "k", "t"), ("c", "k")),
+            ("r",), ("c", "k", "t"), ("c", "k"), ("k",)),
         Law("implicit", implicit_mixing_law,
             "L(r) = c + sum_k exp(a_k + t_k . r), sum_j t_kj = 0", ("r",), ("c", "a", "t"),
-            ("c",)),
+            ("c",), ()),
         Law("joint", joint_law,
             "L(r, N, D) = c + k * exp(t . r) + A * N^(-alpha) + B * D^(-beta)",
             ("r", "N", "D"), ("c", "k", "t", "A", "alpha", "B", "beta"),
-            ("c", "k", "A", "alpha", "B", "beta")),
+            ("c", "k", "A", "alpha", "B", "beta"), ("k", "A", "alpha", "B", "beta")),
     )
 }

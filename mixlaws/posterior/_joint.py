@@ -82,22 +82,20 @@ from .. import _config  # noqa: F401
 from ._marginal import IRLS_ITERATIONS, Marginal, log_box_probability, student_marginal
 from ..errors import MixlawsError
 from ..fit import JointMixingLaw
-from ..laws import sum_zero_basis
+from ..laws import joint_law, size_law, step_law, sum_zero_basis
 from ..errors import ChainWarning, NotFittedError
 from ..runs._warmup import drop_warmup
 from ._mcmc import ChainDiagnostics, psd_sqrt, run_ensemble, walkers_in_support
 from ..runs import RunsTable
+from ..laws._priors import EFFECT_PRIOR_SD as _U_SD
+from ..laws._priors import EXPONENT_MAX
+from ..laws._priors import NU as NU_JOINT
+from ..laws._priors import SCATTER_LOG_SIGMA as _LOG_SIGMA
 from ._nested import Intervals
 
 __all__ = ["JointPosterior", "sample_joint_posterior", "joint_intervals", "joint_log_prob",
-           "tempered_marginal", "design_effect", "NU_JOINT", "EXPONENT_MAX"]
+           "tempered_marginal", "design_effect"]
 
-NU_JOINT = 4.0
-"""Degrees of freedom of the Student-t likelihood of the checkpoints."""
-EXPONENT_MAX = 2.0
-"""Upper end of the uniform priors on ``alpha`` and ``beta``."""
-_LOG_SIGMA = (float(np.log(1e-6)), float(np.log(0.5)))
-_U_SD = 10.0
 _LOG_2PI = float(np.log(2 * np.pi))
 _LOG_T0 = float(gammaln((NU_JOINT + 1) / 2) - gammaln(NU_JOINT / 2)
                 - 0.5 * np.log(NU_JOINT * np.pi))
@@ -151,8 +149,8 @@ class JointPosterior:
         """Mean-law losses ``(S, n, nd)`` of ``mixtures (n, M)`` at ``(params, tokens)``."""
         r = np.atleast_2d(np.asarray(mixtures, float))
         mix = np.exp(np.einsum("nj,sdj->snd", r, self.t))
-        scale = (self.A * np.exp(-self.alpha * np.log(params))
-                 + self.B * np.exp(-self.beta * np.log(tokens)))
+        scale = np.asarray(size_law(params, 0.0, self.A, self.alpha)
+                           + step_law(tokens, 0.0, self.B, self.beta))
         return self.c[:, None] + self.k[:, None] * mix + scale[:, None]
 
     def loss_draws(self, mixtures: np.ndarray, params: float, tokens: float) -> np.ndarray:
@@ -358,9 +356,8 @@ def sample_joint_posterior(model: JointMixingLaw, runs: RunsTable, *, n_draws: i
     M, nd = len(model.sources_), len(model.domains_)
     H = sum_zero_basis(M)
     R, xN, xD, Y, run = _data(model, runs)
-    pred = (p["c"] + p["k"] * np.exp(R @ p["t"].T)
-            + p["A"] * np.exp(-p["alpha"] * (xN[:, None] + model.logNref_))
-            + p["B"] * np.exp(-p["beta"] * (xD[:, None] + model.logDref_)))
+    pred = np.asarray(joint_law(R, np.exp(xN[:, None] + model.logNref_),
+                                np.exp(xD[:, None] + model.logDref_), **p))
     resid = Y / pred - 1.0
     if temper is None:
         lam, rho = design_effect(resid, run)

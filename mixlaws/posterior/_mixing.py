@@ -47,18 +47,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _config  # noqa: F401
+from ..laws import mixing_terms
+from ..laws._priors import EFFECT_PRIOR_SD as U_PRIOR_SD
+from ..laws._priors import SCATTER_LOG_SIGMA as _LOG_SIGMA
+from ..laws._priors import SCATTER_SCALE as SIGMA_SCALE
 from ._moves import run_blocks
 from ._marginal import gaussian_marginal, log_box_probability, log_invariant_prior
 from ._mcmc import Chain
 
-__all__ = ["MixingPosterior", "mixing_log_prob", "sample_mixing_stage", "U_PRIOR_SD",
-           "SIGMA_SCALE"]
+__all__ = ["MixingPosterior", "mixing_log_prob", "sample_mixing_stage"]
 
-U_PRIOR_SD = 10.0
-"""Prior standard deviation of the sum-zero mixing coefficients ``u``."""
-SIGMA_SCALE = 0.01
-"""Scale of the half-Cauchy prior on the mixing law's own relative scatter."""
-_LOG_SIGMA = (np.log(1e-6), np.log(0.5))
 _FULL_COV_MAX = 400       # above this many mixtures, the upstream covariance is taken diagonal
 
 
@@ -155,7 +153,7 @@ def sample_mixing_stage(RH: np.ndarray, y: np.ndarray, dlog: np.ndarray, theta_h
         args = (RHj, jnp.asarray(y[:, idx]), jnp.asarray(Q[idx]), jnp.asarray(lam[idx]))
         return lambda X: _blocks_lp(X, *args)
 
-    resid = np.log(theta_hat[:, :1] + np.exp(theta_hat[:, 1:2] + theta_hat[:, 2:] @ RH.T)) \
+    resid = np.log(np.asarray(mixing_terms(RH, theta_hat)[0])) \
         - np.log(y.T)
     excess = np.maximum(np.mean(resid**2, 1) - lam.mean(1), 1e-8)
     center = np.concatenate([theta_hat[:, 2:], 0.5 * np.log(excess)[:, None]], 1)   # (nd, dim)

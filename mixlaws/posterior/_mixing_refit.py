@@ -16,14 +16,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _config  # noqa: F401
+from ..laws import mixing_terms
 
 __all__ = ["mixing_response", "own_scatter", "mixing_gn", "mixing_refit"]
 
 
 def mixing_response(RH: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Gauss-Newton pseudo-inverse ``(nd, P, n)`` of d log f / d theta per domain."""
-    e = np.exp(theta[:, 1:2] + theta[:, 2:] @ RH.T)                 # (nd, n)
-    f = theta[:, :1] + e
+    f, e = (np.asarray(a) for a in mixing_terms(RH, theta))        # (nd, n)
     J = np.concatenate([(1 / f)[..., None], (e / f)[..., None], (e / f)[..., None] * RH[None]], 2)
     return np.linalg.pinv(J)
 
@@ -32,8 +32,7 @@ def own_scatter(RH: np.ndarray, Yhat: np.ndarray, th: np.ndarray, resp: np.ndarr
                  dlog: np.ndarray) -> np.ndarray:
     """Excess log-scatter ``(nd,)`` of the mixing law not explained by the upstream draws."""
     n, P = RH.shape[0], th.shape[1]
-    e = np.exp(th[:, 1:2] + th[:, 2:] @ RH.T)
-    f = th[:, :1] + e
+    f, e = (np.asarray(a) for a in mixing_terms(RH, th))
     r = np.log(f) - np.log(Yhat.T)                                   # (nd, n)
     dof = max(n - P, 1)
     s2 = (r * r).sum(1) / dof

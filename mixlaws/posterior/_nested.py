@@ -51,7 +51,7 @@ import numpy as np
 
 from .. import _config  # noqa: F401
 from ..errors import ArtifactError, InsufficientDataError, MixlawsError
-from ..laws import sum_zero_basis
+from ..laws import mixing_params, mixing_theta, size_law, sum_zero_basis
 from ._mixing import sample_mixing_stage
 from ._mixing_refit import mixing_gn, mixing_refit, mixing_response, own_scatter
 from ..errors import ChainWarning
@@ -230,7 +230,7 @@ def step_predictive_cov(model, runs, tokens: float) -> np.ndarray:
 
 def _theta_hat(target, H: np.ndarray) -> np.ndarray:
     p = target.mixing.params
-    return np.concatenate([p["c"][:, None], np.log(p["k"])[:, None], p["t"] @ H], 1)
+    return mixing_theta(p["c"], p["k"], p["t"], H)
 
 
 def _noise_corr(size_fit, N: np.ndarray, Y: np.ndarray, V: np.ndarray, W: np.ndarray,
@@ -241,7 +241,7 @@ def _noise_corr(size_fit, N: np.ndarray, Y: np.ndarray, V: np.ndarray, W: np.nda
     standardised by the working sd ``sqrt(s^2 + rmse^2)``; ``None`` if there are too few runs.
     """
     p = size_fit.params
-    pred = p["E"][:, None] + p["A"][:, None] * np.exp(-p["alpha"][:, None] * np.log(N))
+    pred = np.asarray(size_law(N, p["E"][:, None], p["A"][:, None], p["alpha"][:, None]))
     r = (Y / pred - 1) / np.sqrt(V + size_fit.rmse**2 + 1e-300)
     U, K = units.shape
     ru = np.moveaxis(r[units], 1, 2).reshape(-1, K)                  # (U * S, K)
@@ -361,8 +361,8 @@ def sample_posterior(model, runs, params: float, tokens: float, *, n_draws: int 
         tau = np.median(sig, axis=1)
     weights = np.full(nd, 1.0 / nd) if model.weights_ is None else np.asarray(model.weights_)
     return PosteriorDraws(params=float(params), tokens=float(tokens), sources=tuple(model.sources_),
-                          domains=tuple(model.domains_), weights=weights, c=theta[..., 0],
-                          k=np.exp(theta[..., 1]), t=theta[..., 2:] @ H.T, run_noise=np.asarray(tau),
+                          domains=tuple(model.domains_), weights=weights,
+                          **mixing_params(theta, H), run_noise=np.asarray(tau),
                           method=("mcmc" if (step, mixing) == ("mcmc", "mcmc")
                                   else f"mcmc (step={step}, mixing={mixing})"),
                           seed=int(seed), diagnostics=tuple(diags))

@@ -62,12 +62,12 @@ import numpy as np
 
 from .. import _config  # noqa: F401
 from ..errors import ChainWarning
+from ..laws._priors import EXPONENT_MAX as _ALPHA_MAX
+from ..laws._priors import RUN_LOG_TAU as _LOG_TAU
 from ._mcmc import Chain, psd_sqrt, run_ensemble, walkers_in_support
 
 __all__ = ["size_log_marginal", "sample_size_stage"]
 
-_LOG_TAU = (np.log(1e-6), np.log(0.2))
-_ALPHA_MAX = 2.0
 
 
 # -- size stage: collapsed likelihood ------------------------------------------------------------

@@ -41,17 +41,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _config  # noqa: F401
+from ..laws import step_law_log
+from ..laws._priors import EXPONENT_MAX as BETA_MAX
+from ..laws._priors import NU as NU_STEP
+from ..laws._priors import STEP_LOG_SIGMA as _LOG_SIGMA
 from ._marginal import log_box_probability, student_marginal_line
 from ._moves import run_blocks
 from ._mcmc import Chain, ChainDiagnostics, run_ensemble, walkers_in_support
 
-__all__ = ["StepPosterior", "sample_step_stage", "step_log_prob", "BETA_MAX", "NU_STEP"]
-
-BETA_MAX = 2.0
-"""Upper end of the uniform prior on the step exponent."""
-NU_STEP = 4.0
-"""Degrees of freedom of the Student-t likelihood of the checkpoints."""
-_LOG_SIGMA = (np.log(1e-6), np.log(0.2))
+__all__ = ["StepPosterior", "sample_step_stage", "step_log_prob"]
 
 
 @dataclass(frozen=True)
@@ -229,7 +227,7 @@ def sample_step_stage(labels: Sequence[str], checkpoints: Sequence[tuple[np.ndar
         ab[..., 1] = np.maximum(ab[..., 1], 0.0)
         ab[..., 0] = np.clip(ab[..., 0], 0.0, ymin[g])
         beta = np.exp(draws[g][:, beta_index])                            # (S, nd)
-        f = ab[..., 0] + ab[..., 1] * np.exp(-beta * xs[g])
+        f = np.asarray(step_law_log(xs[g], ab[..., 0], ab[..., 1], beta))
         lf = np.log(f)
         mean[g] = f.mean(0)
         cov[g] = np.cov(lf, rowvar=False).reshape(nd, nd)

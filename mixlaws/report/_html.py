@@ -29,6 +29,7 @@ import numpy as np
 from ..report import _plots as plots
 from ._text import fit_report
 from ..fit import NestedMixingLaw, TargetFit
+from ..laws import mixing_law
 from ..progress import progress
 from ..runs._warmup import after_warmup
 from ..fit import StageFit, fit_mixing_stage
@@ -82,7 +83,7 @@ def leave_one_mixture_out(target: TargetFit, domains: Sequence[str], *, delta: f
             keep = np.arange(n) != i
             fit = fit_mixing_stage(domains, X[keep], Y[keep], delta=delta, seed=seed)
             p = fit.params
-            out[i] = p["c"] + p["k"] * np.exp(p["t"] @ X[i])
+            out[i] = np.asarray(mixing_law(X[i], p["c"], p["k"], p["t"]))
             bar.advance()
     return out
 

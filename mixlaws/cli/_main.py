@@ -88,21 +88,6 @@ def _mixture_dict(sources: Sequence[str], r: np.ndarray) -> dict[str, float]:
     return {s: float(v) for s, v in zip(sources, r)}
 
 
-def _baseline(model, text: str | None) -> np.ndarray | None:
-    """A baseline given as 'a=0.3,b=0.7' or as the id of a run in the fitted table."""
-    from ..runs import parse_mixture
-
-    if not text:
-        return None
-    runs = model.runs_["run"]
-    if "=" not in text:
-        if text not in runs:
-            raise MixlawsError(f"--baseline {text!r} is neither a mixture 'source=share,...' nor a "
-                               f"run of the table (e.g. {', '.join(runs[:3])})")
-        return model.mixtures_[model.runs_["mixture"][runs.index(text)]]
-    return parse_mixture(text, model.sources_)
-
-
 def _predictions(model, mixtures: np.ndarray, labels: Sequence[str], N: float, D: float,
                  per_domain: bool) -> list[dict[str, Any]]:
     pred = model.predict(mixtures, N, D)
@@ -117,49 +102,26 @@ def _predictions(model, mixtures: np.ndarray, labels: Sequence[str], N: float, D
 
 
 def _optimize(model, args: argparse.Namespace) -> dict[str, Any]:
-    from ..optimize import load_constraints
-    from ..optimize import optimize_mixture
-
-    target = model.target(args.params, args.tokens)
-    constraints = load_constraints(args.constraints, model.sources_) if args.constraints else None
-    baseline = _baseline(model, args.baseline)
-    objective, dlosses, rep = target.loss, target.domain_losses, None
-    if args.repetition_aware:
-        from ..optimize import repetition_aware
-
-        rep = repetition_aware(model, args.params, args.tokens, constraints, r_star=args.r_star)
-        objective, dlosses = rep.loss, rep.domain_losses
+    """MIX.json of the optimum at the target (the library builds it; the CLI writes it)."""
     draws = None
-    if getattr(args, "objective", None):  # posterior objectives (issue 3)
+    if getattr(args, "objective", None):  # posterior objectives need `mixlaws sample` first
         from ._uncertainty import load_posterior
-        from ..optimize import risk_objective
 
         draws = load_posterior(args.fit, args.params, args.tokens)
-        objective = risk_objective(draws, args.objective, baseline)
-    result = optimize_mixture(objective, model.sources_, constraints=constraints,
-                              total_tokens=args.tokens if model.progress_ == "tokens" else None,
-                              baseline=baseline, domain_losses=dlosses,
-                              domains=model.domains_, n_starts=args.n_starts, seed=args.seed)
-    d = {"kind": "mixlaws.mixture", "mixlaws_version": __version__,
-         "target": {"params": args.params, "tokens": args.tokens, "progress": model.progress_}}
-    d.update(result.to_dict())
-    d["repetition_aware"] = None if rep is None else rep.summary(result.mixture)
-    if draws is not None:
-        from ._uncertainty import risk_report
-
-        d["uncertainty"] = risk_report(draws, result.mixture, baseline, args.objective)
-    return d
+    choice = model.target(args.params, args.tokens).optimize(
+        constraints=args.constraints, baseline=args.baseline,
+        objective=getattr(args, "objective", None), draws=draws,
+        repetition_aware=args.repetition_aware, r_star=args.r_star, n_starts=args.n_starts,
+        seed=args.seed)
+    return choice.to_dict()
 
 
 # -- commands -------------------------------------------------------------------------------------
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from ..fit import model_to_dict
-    from ..report import fit_report
-
     model, _ = _fit_model(args)
-    _say(args, fit_report(model))
-    _emit(model_to_dict(model), args.output)
+    _say(args, model.fit_report())
+    _emit(model.to_dict(), args.output)
     return 0
 
 
@@ -212,20 +174,16 @@ _EXT = {"json": "json", "yaml": "yaml", "megatron": "txt", "megatron-json": "jso
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..fit import model_to_dict
-    from ..report import fit_report
-
     os.makedirs(args.output, exist_ok=True)
     out = lambda name: os.path.join(args.output, name)  # noqa: E731
     from ..progress import progress
 
     with progress("fitting step laws"):
         model, runs = _fit_model(args)
-    with open(out("fit.json"), "w", encoding="utf-8") as f:
-        json.dump(model_to_dict(model), f, indent=1, allow_nan=False)
+    model.save(out("fit.json"))
     with progress("fitting size and mixing laws at the target"):
         target = model.target(args.params, args.tokens)
-    report = fit_report(model, target)
+    report = target.fit_report()
     with open(out("fit_report.txt"), "w", encoding="utf-8") as f:
         f.write(report + "\n")
     with progress("optimising the mixture"):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ArtifactError, MixlawsError
 
-__all__ = ["add_sample_parser", "cmd_sample", "load_posterior", "interval_rows", "risk_report"]
+__all__ = ["add_sample_parser", "cmd_sample", "load_posterior", "interval_rows"]
 
 
 def add_sample_parser(sub: Any, add_target: Any) -> None:
@@ -109,20 +109,3 @@ def interval_rows(draws, mixtures: np.ndarray, level: float, per_domain: bool,
                               for j, d in enumerate(domains)}
         rows.append(row)
     return rows
-
-
-def risk_report(draws, mixture: np.ndarray, baseline: np.ndarray | None,
-                objective: str, level: float = 0.9) -> dict[str, Any]:
-    """Posterior summary of an optimised mixture: interval, P(beats baseline), gain interval."""
-    from ..optimize import compare_to_baseline
-    from ..posterior import predict_intervals
-
-    iv = predict_intervals(draws, mixture[None], level, seed=draws.seed)
-    out: dict[str, Any] = {"objective": objective, "posterior": draws.method,
-                           "loss": float(iv.loss[0]), "lower": float(iv.lower[0]),
-                           "upper": float(iv.upper[0]), "level": level}
-    if baseline is not None:
-        out["versus_baseline"] = compare_to_baseline(draws, mixture, baseline, level)
-    elif objective == "p-better":
-        raise MixlawsError("--objective p-better needs --baseline")
-    return out

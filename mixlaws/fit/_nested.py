@@ -22,7 +22,7 @@ one checkpoint per run, e.g. RegMix) fit the mixing law at their own scale only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import jax.numpy as jnp
@@ -71,6 +71,26 @@ class TargetFit:
     implicit : the implicit-aggregation fit, or None.
     weights : aggregation weights over domains (None with implicit aggregation).
     notes : what was left out and why.
+    sources, domains, progress : names of the sources and domains, the progress unit.
+    model : the fitted estimator this target belongs to (for run-id baselines and
+        repetition-aware prediction).
+
+    Examples
+    --------
+    The result carries its own actions (``predict``, ``optimize``, ``report``):
+
+    >>> import mixlaws as ml
+    >>> model = ml.NestedMixingLaw(tie_beta="all").fit("fixtures/sweep.csv")
+    >>> at = model.target(params=1e9, tokens=2e10)
+    >>> loss = at.predict({"web": 0.6, "code": 0.1, "books": 0.1, "papers": 0.1, "wiki": 0.1})
+    >>> round(loss, 2)
+    3.24
+    >>> best = at.optimize(baseline="web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1",
+    ...                    constraints="fixtures/constraints.yaml")
+    >>> best.predicted_loss < loss
+    True
+    >>> print(best.export("megatron").splitlines()[0].split()[1])
+    web
     """
 
     params: float
@@ -83,6 +103,10 @@ class TargetFit:
     implicit: StageFit | None
     weights: np.ndarray | None
     notes: tuple[str, ...]
+    sources: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    progress: str = "tokens"
+    model: Any = field(default=None, compare=False, repr=False)
 
     def domain_losses(self, r: jnp.ndarray) -> jnp.ndarray:
         """Per-domain predicted losses ``(..., n_domains)`` of mixtures ``r (..., M)`` (JAX)."""
@@ -95,6 +119,61 @@ class TargetFit:
             p = self.implicit.params
             return implicit_mixing_law(r, p["c"][0], jnp.asarray(p["a"][0]), jnp.asarray(p["t"][0]))
         return explicit_aggregate(self.domain_losses(r), jnp.asarray(self.weights))
+
+    # -- actions ---------------------------------------------------------------------------------
+    def predict(self, mixtures: Any, *, per_domain: bool = False) -> Any:
+        """Predicted aggregate loss at this target.
+
+        Parameters
+        ----------
+        mixtures : one mixture — a mapping ``{source: share}`` (sources not named are 0) or
+            ``"a=0.3,b=0.7"`` — or several: an ``(n, M)`` array or a DataFrame with
+            ``mix:<source>`` (or ``<source>``) columns.  Shares must sum to 1.
+        per_domain : also return the per-domain losses.
+
+        Returns
+        -------
+        A float for one mixture, an ``(n,)`` array for several; with ``per_domain``, a pair
+        (that, per-domain losses ``(n_domains,)`` / ``(n, n_domains)``).
+        """
+        from ..runs import as_mixtures
+
+        r, one = as_mixtures(mixtures, self.sources)
+        rj = jnp.asarray(r)
+        loss = np.asarray(self.loss(rj))
+        dom = np.asarray(self.domain_losses(rj))
+        if one:
+            loss, dom = float(loss[0]), dom[0]
+        return (loss, dom) if per_domain else loss
+
+    def optimize(self, *, constraints: Any = None, baseline: Any = None,
+                 objective: str | None = None, draws: Any = None,
+                 repetition_aware: bool = False, r_star: float | None = None,
+                 n_starts: int = 16, seed: int = 0) -> Any:
+        """The best mixture at this target, as a :class:`~mixlaws.optimize.MixtureChoice`.
+
+        Parameters
+        ----------
+        constraints : a constraint file path or :class:`~mixlaws.optimize.Constraints`.
+        baseline : mixture (mapping, ``"a=0.3,..."``, array) or the id of a fitted run.
+        objective : None (the fitted law's loss) or ``"mean"``, ``"quantile:Q"``,
+            ``"p-better"`` on posterior ``draws``.
+        repetition_aware, r_star : value repeated tokens by Muennighoff et al. (2023).
+        n_starts, seed : optimiser starts and their seed.
+        """
+        from ..optimize import R_STAR, choose_mixture
+
+        return choose_mixture(self, constraints=constraints, baseline=baseline,
+                              objective=objective, draws=draws,
+                              repetition_aware=repetition_aware,
+                              r_star=R_STAR if r_star is None else r_star,
+                              n_starts=n_starts, seed=seed)
+
+    def fit_report(self) -> str:
+        """The text fit report of the model and this target's stages."""
+        from ..report import fit_report
+
+        return fit_report(self.model, self)
 
 
 class NestedMixingLaw(Estimator):
@@ -174,8 +253,27 @@ class NestedMixingLaw(Estimator):
         return w / w.sum()
 
     # -- fitting -------------------------------------------------------------------------------
-    def fit(self, runs: RunsTable) -> "NestedMixingLaw":
-        """Fit the step law of every run with enough checkpoints; return self."""
+    def fit(self, runs: "RunsTable | Any", *, renormalize: bool = False) -> "NestedMixingLaw":
+        """Fit the step law of every run with enough checkpoints; return self.
+
+        Parameters
+        ----------
+        runs : a :class:`~mixlaws.runs.RunsTable`, a DataFrame in the runs-table layout, or
+            the path of a CSV/Parquet file (read and validated by :func:`~mixlaws.runs.read_runs`).
+        renormalize : rescale mixtures that do not sum to 1 (else an error) when reading.
+
+        Examples
+        --------
+        >>> import mixlaws as ml
+        >>> model = ml.NestedMixingLaw(tie_beta="all").fit("fixtures/sweep.csv")
+        >>> model.sources_
+        ('web', 'code', 'books', 'papers', 'wiki')
+        >>> len(model.runs_["run"]), model.step_.converged.all()
+        (64, True)
+        """
+        from ..runs import as_runs
+
+        runs = as_runs(runs, renormalize=renormalize)
         self._check_settings()
         df = runs.data
         sources, domains = tuple(runs.sources), tuple(runs.domains)
@@ -236,6 +334,45 @@ class NestedMixingLaw(Estimator):
         self.notes_ = tuple(notes)
         self._targets: dict[tuple[float, float], TargetFit] = {}
         return self
+
+    # -- artifact and report (FIT.json is owned here, not by the CLI) ----------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The FIT.json document (see :func:`~mixlaws.fit.model_to_dict`)."""
+        from ._artifact import model_to_dict
+
+        return model_to_dict(self)
+
+    def dumps(self) -> str:
+        """FIT.json as text."""
+        import json
+
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+
+    def save(self, path: Any) -> None:
+        """Write FIT.json to ``path``."""
+        from ._artifact import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "NestedMixingLaw":
+        """Rebuild a fitted model from :meth:`to_dict`."""
+        from ._artifact import model_from_dict
+
+        return model_from_dict(dict(d))
+
+    @classmethod
+    def load(cls, path: Any) -> "NestedMixingLaw":
+        """Read FIT.json written by :meth:`save`."""
+        from ._artifact import load_model
+
+        return load_model(path)
+
+    def fit_report(self, target: "TargetFit | None" = None) -> str:
+        """The text fit report (parameters, errors, correlations, residuals, convergence)."""
+        from ..report import fit_report
+
+        return fit_report(self, target)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "step_runs_"):
@@ -330,7 +467,8 @@ class NestedMixingLaw(Estimator):
         fit = TargetFit(params=params, tokens=tokens, mixtures=mixtures,
                         mixture_labels=tuple(self.mixture_labels_[m] for m in used),
                         stage_losses=Y, size=size_fit, mixing=mixing, implicit=implicit,
-                        weights=self.weights_, notes=tuple(notes))
+                        weights=self.weights_, notes=tuple(notes), sources=self.sources_,
+                        domains=self.domains_, progress=self.progress_, model=self)
         self._targets[key] = fit
         return fit
 

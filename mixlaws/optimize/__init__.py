@@ -6,8 +6,13 @@ from ._constraints import (Constraints, Group, LossCap, LinearItem, load_constra
 from ._optimizer import OptimizationResult, optimize_mixture, feasible_points
 from ._risk import (parse_objective, risk_objective, compare_to_baseline, smoothed_quantile, silverman_bandwidth)
 from ._repetition import R_STAR, effective_tokens, RepetitionAwareFit, repetition_aware
+from ._choice import MixtureChoice, choose_mixture, resolve_baseline, risk_report
 
 __all__ = [
+    "MixtureChoice",
+    "choose_mixture",
+    "resolve_baseline",
+    "risk_report",
     "Constraints",
     "Group",
     "LossCap",

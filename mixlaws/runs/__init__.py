@@ -5,9 +5,9 @@
 weights given by the user are parsed here too.
 """
 from __future__ import annotations
-from ._table import RunsTable, read_runs, validate_runs
+from ._table import RunsTable, as_runs, read_runs, validate_runs
 from ._warmup import WARMUP, after_warmup, drop_warmup
-from ._io import parse_mixture, read_mixtures, mixture_from_mapping, read_val_weights
+from ._io import as_mixtures, parse_mixture, read_mixtures, mixture_from_mapping, read_val_weights
 
 __all__ = [
     "WARMUP",
@@ -15,6 +15,8 @@ __all__ = [
     "drop_warmup",
     "RunsTable",
     "read_runs",
+    "as_runs",
+    "as_mixtures",
     "validate_runs",
     "parse_mixture",
     "read_mixtures",

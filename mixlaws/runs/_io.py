@@ -311,3 +311,39 @@ def read_val_weights(path: PathLike, domains: Sequence[str]) -> np.ndarray:
         warnings.warn(f"{name}: {len(unnamed)} table domain(s) not in the weights file get "
                       f"weight 0: {', '.join(unnamed)}", DataNote, stacklevel=2)
     return weights / weights.sum()
+
+
+def as_mixtures(mixtures: object, sources: Sequence[str]) -> tuple[np.ndarray, bool]:
+    """User mixtures as an ``(n, M)`` array in ``sources`` order, and whether one was given.
+
+    Accepts a mapping ``{source: share}`` or a string ``"a=0.3,b=0.7"`` (one mixture; sources
+    not named are 0), an ``(M,)`` or ``(n, M)`` array, or a DataFrame with ``mix:<source>`` or
+    ``<source>`` columns.  Every row must lie on the simplex (to 1e-6): nothing is rescaled
+    silently.
+    """
+    sources = tuple(sources)
+    if isinstance(mixtures, str):
+        return parse_mixture(mixtures, sources)[None], True
+    if isinstance(mixtures, Mapping):
+        return mixture_from_mapping(mixtures, sources, what="mixture")[None], True
+    if isinstance(mixtures, pd.DataFrame):
+        cols = [f"mix:{s}" for s in sources]
+        if not set(cols) <= set(mixtures.columns):
+            cols = list(sources)
+        missing = [c for c in cols if c not in mixtures.columns]
+        if missing:
+            raise MixtureError(f"mixtures table: no column for source(s) {', '.join(missing)}; "
+                               f"name columns mix:<source> or <source> for {', '.join(sources)}")
+        rows = [mixture_from_mapping(dict(zip(sources, map(float, row))), sources,
+                                     what=f"mixtures table row {i}")
+                for i, row in enumerate(mixtures[cols].to_numpy(float))]
+        return np.array(rows).reshape(-1, len(sources)), False
+    arr = np.asarray(mixtures, dtype=float)
+    one = arr.ndim == 1
+    arr = np.atleast_2d(arr)
+    if arr.ndim != 2 or arr.shape[1] != len(sources):
+        raise MixtureError(f"mixtures: expected shape (n, {len(sources)}) for sources "
+                           f"{', '.join(sources)}, got {np.shape(mixtures)}")
+    rows = [mixture_from_mapping(dict(zip(sources, row)), sources, what=f"mixture {i}")
+            for i, row in enumerate(arr)]
+    return np.array(rows), one

@@ -39,6 +39,7 @@ from ..errors import DataNote, RunsTableError
 __all__ = [
     "RunsTable",
     "read_runs",
+    "as_runs",
     "validate_runs",
     "parse_mixture",
     "read_mixtures",
@@ -277,3 +278,16 @@ def read_runs(path: PathLike, *, renormalize: bool = False, tolerance: float = 0
     """
     frame, name = read_frame(path, RunsTableError)
     return validate_runs(frame, path=name, renormalize=renormalize, tolerance=tolerance)
+
+
+def as_runs(runs: "RunsTable | pd.DataFrame | PathLike", *, renormalize: bool = False,
+            tolerance: float = 0.005) -> RunsTable:
+    """A :class:`RunsTable` from a runs table, a DataFrame (validated) or a file path (read).
+
+    What every ``fit`` accepts, so that ``NestedMixingLaw().fit("runs.csv")`` works.
+    """
+    if isinstance(runs, RunsTable):
+        return runs
+    if isinstance(runs, pd.DataFrame):
+        return validate_runs(runs, renormalize=renormalize, tolerance=tolerance)
+    return read_runs(runs, renormalize=renormalize, tolerance=tolerance)

@@ -23,6 +23,7 @@ __all__ = [
     "NotFittedError",
     "ConvergenceWarning",
     "ChainWarning",
+    "ExtrapolationWarning",
     "DataNote",
 ]
 
@@ -84,6 +85,10 @@ class ConvergenceWarning(UserWarning):
 class ChainWarning(UserWarning):
     """An MCMC chain is shorter than ``min_tau_multiple`` autocorrelation times, or its draws
     left the physical region."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A prediction or optimum lies outside the range of mixtures (or sizes, tokens) the laws saw."""
 
 
 class DataNote(UserWarning):

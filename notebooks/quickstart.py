@@ -21,22 +21,13 @@
 
 # %%
 import json
-import warnings
 from pathlib import Path
 
-import numpy as np
+import mixlaws as ml
 from IPython.display import Image, display
 
-from mixlaws.report import _plots as plots
-from mixlaws.report import fit_report
-from mixlaws.fit import NestedMixingLaw
-from mixlaws.optimize import optimize_mixture
-from mixlaws.report import build_report
-from mixlaws.runs import read_runs
-
-warnings.simplefilter("ignore")
 ROOT = Path.cwd() if (Path.cwd() / "fixtures").exists() else Path.cwd().parent
-runs = read_runs(ROOT / "fixtures" / "sweep.csv")
+runs = ml.read_runs(ROOT / "fixtures" / "sweep.csv")
 print(len(runs.data), "checkpoint rows;", "sources:", runs.sources, "domains:", runs.domains)
 runs.data.head()
 
@@ -47,16 +38,18 @@ runs.data.head()
 # `L(N) = E + A N^-alpha` per mixture and the mixing law `L_d(r) = c_d + k_d exp(t_d . r)`.
 
 # %%
-model = NestedMixingLaw(tie_beta="all").fit(runs)
-target = model.target(1e9, 2e10)
-print(fit_report(model, target))
+model = ml.NestedMixingLaw(tie_beta="all").fit(runs)
+at = model.target(params=1e9, tokens=2e10)
+print(at.fit_report())
 
 # %% [markdown]
 # ## Figures
 # The same figures as `mixlaws run`'s `report.html` (here without the optimum, computed below).
 
 # %%
-report = build_report(model, target, runs=runs)
+from mixlaws.report import build_report  # noqa: E402
+
+report = build_report(model, at, runs=runs)
 for fig in report.figures:
     print(fig.title)
     display(Image(fig.png))
@@ -65,32 +58,21 @@ for fig in report.figures:
 # ## Optimise and compare with the truth
 
 # %%
-baseline = np.array([0.6, 0.1, 0.1, 0.1, 0.1])
-result = optimize_mixture(target.loss, model.sources_, baseline=baseline, total_tokens=2e10,
-                          domain_losses=target.domain_losses, domains=model.domains_, seed=0)
-print({s: round(float(w), 3) for s, w in zip(model.sources_, result.mixture)})
-print(f"predicted loss {result.loss:.4f} vs baseline {result.baseline_loss:.4f} "
-      f"(gain {result.gain:.4f})")
+baseline = {"web": 0.6, "code": 0.1, "books": 0.1, "papers": 0.1, "wiki": 0.1}
+best = at.optimize(baseline=baseline, seed=0)
+print({s: round(w, 3) for s, w in best.mixture.items()})
+print(f"predicted loss {best.predicted_loss:.4f} vs baseline {at.predict(baseline):.4f} "
+      f"(gain {best.gain:.4f})")
 truth = json.loads((ROOT / "fixtures" / "sweep_truth.json").read_text())
 gen = truth["generation"]["target"]
 print("true optimum:", gen["optimum"], f"true optimum loss {gen['optimum_loss']:.4f}")
-assert result.loss < result.baseline_loss
-
-# %%
-display(Image(plots.to_png(plots.mixture_bars(
-    model.sources_, result.mixture, baseline,
-    {"optimum": (result.loss, None, None), "baseline": (result.baseline_loss, None, None)}))))
+assert best.predicted_loss < at.predict(baseline)
 
 # %% [markdown]
 # ## Export
-# `mixlaws export MIX.json --format megatron` (or `hf`, `olmo-core`, ...) writes the mixture
-# for a data loader; `mixlaws run` does all of the above in one command.
+# `best.export(fmt)` (or `mixlaws export MIX.json --format megatron`, `hf`, `olmo-core`, ...)
+# writes the mixture for a data loader; `best.save("MIX.json")` writes the artifact;
+# `mixlaws run` does all of the above in one command.
 
 # %%
-from mixlaws.export._writers import export  # noqa: E402
-from mixlaws.export._manifest import manifest_from_dict  # noqa: E402
-
-doc = {"kind": "mixlaws.mixture", "mixlaws_version": "notebook",
-       "target": {"params": 1e9, "tokens": 2e10, "progress": "tokens"}}
-doc.update(result.to_dict())
-print(export(manifest_from_dict(doc), "megatron"))
+print(best.export("megatron"))

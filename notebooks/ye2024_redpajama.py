@@ -32,11 +32,10 @@ from pathlib import Path
 import numpy as np
 from IPython.display import Image, display
 
-from mixlaws.report import _plots as plots
 from mixlaws.fit import holdout_largest_size, summarise_errors
 from mixlaws.fit import NestedMixingLaw
 from mixlaws.optimize import optimize_mixture
-from mixlaws.report import build_report
+from mixlaws.report import build_report, mixing_parity, mixture_bars, to_png
 from mixlaws.runs import read_runs
 
 warnings.simplefilter("ignore")
@@ -67,10 +66,10 @@ assert summary["mean_abs_rel_error"] < 0.01
 pred[["run", "observed", "predicted", "rel_error"]]
 
 # %%
-fig = plots.mixing_parity(pred["observed"].to_numpy(), pred["predicted"].to_numpy(), None,
+fig = mixing_parity(pred["observed"].to_numpy(), pred["predicted"].to_numpy(), None,
                           list(pred["run"]))
 fig.axes[0].set(title="410M held out: predicted vs observed", xlabel="observed loss")
-display(Image(plots.to_png(fig)))
+display(Image(to_png(fig)))
 
 # %% [markdown]
 # ## 2. 1B model, 100k steps
@@ -95,6 +94,6 @@ res = optimize_mixture(target.loss, model.sources_, baseline=default, total_toke
                        domain_losses=target.domain_losses, domains=model.domains_, seed=0)
 print({s: round(float(w), 3) for s, w in zip(model.sources_, res.mixture)})
 print(f"predicted loss {res.loss:.4f} vs RedPajama default {res.baseline_loss:.4f}")
-display(Image(plots.to_png(plots.mixture_bars(
+display(Image(to_png(mixture_bars(
     model.sources_, res.mixture, default,
     {"optimum": (res.loss, None, None), "RedPajama default": (res.baseline_loss, None, None)}))))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import pandas as pd
+from _expected import expected_warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SWEEP = os.path.join(HERE, "..", "fixtures", "sweep.csv")
@@ -83,8 +84,7 @@ def _fitted(d: str) -> None:
     from mixlaws.fit import NestedMixingLaw
     from mixlaws.runs import read_runs
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         save_model(NestedMixingLaw(tie_beta="all").fit(read_runs(SWEEP)), os.path.join(d, "fit.json"))
 
 
@@ -147,8 +147,7 @@ def run_case(case: Case, d: str) -> tuple[int, str]:
     case.make(d)
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with expected_warnings():
             code = main(["--quiet"] + case.argv.format(d=d).split())
     lines = [ln for ln in err.getvalue().splitlines() if ln.startswith("mixlaws: error:")]
     return code, (lines[-1] if lines else err.getvalue()).replace(d + os.sep, "").replace(d, ".")

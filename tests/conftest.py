@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from _expected import expected_warnings
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -29,8 +30,7 @@ def fitted_fixture():
     from mixlaws.fit import NestedMixingLaw
     from mixlaws.runs import read_runs
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         return NestedMixingLaw(tie_beta="all").fit(read_runs(FIXTURES / "sweep.csv"))
 
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from mixlaws.cli import main, parse_quantity
+from mixlaws.export import parse_export
 
 TARGET = ["--params", "1e9", "--tokens", "2e10"]
 
@@ -63,9 +64,14 @@ def test_optimize_then_export(fit_json, tmp_path, capsys, baseline_text):
     assert m["kind"] == "mixlaws.mixture"
     assert abs(sum(m["mixture"].values()) - 1) < 1e-12 and min(m["mixture"].values()) >= 0
     assert m["gain"] > 0 and m["predicted_loss"] < m["baseline"]["predicted_loss"]
+    nonzero = {k: v for k, v in m["mixture"].items() if v > 0}
     for fmt in ("json", "megatron", "hf"):
         code, out, _ = run_cli(["export", str(mix), "--format", fmt], capsys)
-        assert code == 0 and out.strip()
+        assert code == 0
+        back = parse_export(out, fmt)        # the loader file says the optimised shares
+        assert set(back) == set(nonzero if fmt == "megatron" else m["mixture"])
+        for k, v in back.items():
+            assert v == pytest.approx(m["mixture"][k], abs=1e-12), (fmt, k)
     hf = json.loads(run_cli(["export", str(mix), "--format", "hf"], capsys)[1])
     assert abs(sum(hf["probabilities"]) - 1) < 1e-12
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from mixlaws.errors import MixlawsError
 from mixlaws.fit import NestedMixingLaw
 from mixlaws.runs import validate_runs
+from _expected import expected_warnings
 
 CORRUPTIONS = ("none", "nan", "inf", "negative", "zero", "text", "offsum", "outside",
                "dup_run", "dup_ckpt", "drop_col", "mix_change", "empty_run", "huge_tokens")
@@ -86,6 +87,7 @@ def tables(draw, max_mixtures: int = 6, *, fittable: bool = False,
         df.loc[k, "run"] = ""
     elif corruption == "huge_tokens":
         df.loc[k, "tokens"] = 1e300
+    df.attrs["corruption"] = corruption
     return df
 
 
@@ -95,8 +97,7 @@ def _one_line_error(exc: MixlawsError) -> None:
 
 
 def _validate(df: pd.DataFrame):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         try:
             return validate_runs(df)
         except MixlawsError as exc:
@@ -127,15 +128,17 @@ def test_fit_and_predict_are_clean_or_finite(df, tie_beta):
                                           "mix_change")),
        st.sampled_from(["run", "all"]))
 def test_fittable_tables_are_clean_or_finite(df, tie_beta):
-    _fit_predict(df, tie_beta)
+    # a clean table drawn to have enough mixtures, sizes and checkpoints must fit and predict
+    _fit_predict(df, tie_beta, must_fit=df.attrs["corruption"] == "none")
 
 
-def _fit_predict(df: pd.DataFrame, tie_beta: str) -> None:
+def _fit_predict(df: pd.DataFrame, tie_beta: str, must_fit: bool = False) -> None:
+    corruption = df.attrs.get("corruption")
     runs = _validate(df)
     if runs is None:
+        assert not must_fit, f"a clean table ({corruption}) was rejected"
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         try:
             model = NestedMixingLaw(tie_beta=tie_beta).fit(runs)
             if model.step_ is not None:
@@ -147,6 +150,7 @@ def _fit_predict(df: pd.DataFrame, tie_beta: str) -> None:
             pred = model.predict(model.mixtures_, N, D)
         except MixlawsError as exc:
             _one_line_error(exc)
+            assert not must_fit, f"a clean, fittable table failed: {exc}"
             return
     assert np.all(np.isfinite(pred["loss"])) and np.all(np.isfinite(pred["domains"]))
     assert np.all(pred["loss"] > 0)
@@ -159,8 +163,7 @@ def test_single_or_few_mixtures_say_how_many(n_mix):
     rows = [{"run": f"r{i}", "params": 1e6, "tokens": 1e9, "mix:a": r[0], "mix:b": r[1],
              "mix:c": r[2], "loss:x": 3.0 + rng.random()} for i, r in enumerate(mixes)]
     runs = validate_runs(pd.DataFrame(rows))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         model = NestedMixingLaw().fit(runs)
         with pytest.raises(MixlawsError, match=rf"needs ≥ 5 distinct mixtures .*found {n_mix}"):
             model.target(1e6, 1e9)

@@ -95,3 +95,27 @@ def test_registry_documents_every_law():
     for law in LAWS.values():
         assert law.func.__doc__ and "math::" in law.func.__doc__
         assert set(law.positive) <= set(law.params)
+
+
+def test_readme_prior_table_matches_the_prior_constants() -> None:
+    """The README's prior table states the values defined once in mixlaws.laws."""
+    import re
+    from pathlib import Path
+
+    from mixlaws.laws import EFFECT_PRIOR_SD, EXPONENT_MAX, NU, SCATTER_SCALE
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme[readme.index("| stage | likelihood"):]
+    table = table[:table.index("\n\n")]
+    rows = [r for r in table.splitlines()[2:] if r.startswith("|")]
+    assert len(rows) == 4
+    for row in rows:
+        for hi in re.findall(r"[αβ] ~ U\(0, ([0-9.]+)\)|α, β ~ U\(0, ([0-9.]+)\)", row):
+            assert float(next(h for h in hi if h)) == EXPONENT_MAX, row
+        for nu in re.findall(r"ν = ([0-9.]+)", row):
+            assert float(nu) == NU, row
+        for sd in re.findall(r"t ~ N\(0, ([0-9.]+)²\)", row):
+            assert float(sd) == EFFECT_PRIOR_SD, row
+        for sc in re.findall(r"half-Cauchy\(([0-9.]+)\)", row):
+            assert float(sc) == SCATTER_SCALE, row
+    assert "half-Cauchy(" in table and "ν = " in table and "U(0, " in table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,11 @@ def test_notebooks_are_percent_format():
 def test_quickstart_executes():
     nb = _execute("quickstart.py")
     images = [o for o in _outputs(nb, "display_data") if "image/png" in o.get("data", {})]
-    assert len(images) == 5  # step, size, mixing, residuals and the optimum
+    assert len(images) == 4  # the report's step, size, mixing and residual figures
     text = "".join(o.get("text", "") for o in _outputs(nb, "stream"))
     assert "[[mixing stage]]" in text and "predicted loss" in text
+    blend = re.findall(r"^(0\.\d+) (web|code|books|papers|wiki)$", text, re.M)
+    assert blend and abs(sum(float(w) for w, _ in blend) - 1) < 1e-9   # the exported Megatron blend
 
 
 @pytest.mark.skipif(not YE.exists(), reason="../shared/data/ye2024 not present")

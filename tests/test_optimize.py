@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import mixlaws.optimize._optimizer as opt
+
 from mixlaws.optimize import constraints_from_dict
 from mixlaws.errors import (ConstraintError, ConvergenceWarning, InfeasibleConstraintsError,
                             MixtureError)
@@ -229,7 +229,7 @@ def test_to_dict_is_json_ready_without_nan():
 
 
 def test_warns_when_no_start_converges(monkeypatch):
-    monkeypatch.setattr(opt, "_KKT_TOL", -1.0)
+    monkeypatch.setattr("mixlaws.optimize._optimizer._KKT_TOL", -1.0)
     with pytest.warns(ConvergenceWarning):
         res = optimize_mixture(mixing_objective, S3, n_starts=2)
     assert not res.converged and "no start" in res.message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 import warnings
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from mixlaws.posterior import (bootstrap_posterior, load_draws, predict_interval
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import calibration  # noqa: E402
+from _expected import expected_warnings
 
 TARGET = calibration.TARGET
 
@@ -34,8 +36,7 @@ def small():
     truth = random_truth(calibration.SOURCES, calibration.DOMAINS, seed=3)
     runs = validate_runs(simulate_sweep(truth, n_mixtures=10, seed=3,
                                         checkpoints=(0.2, 0.4, 0.6, 0.8, 1.0)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         model = NestedMixingLaw(tie_beta="all").fit(runs)
         draws = sample_posterior(model, runs, *TARGET, n_draws=500, seed=1)
     return truth, runs, model, draws
@@ -53,8 +54,7 @@ def test_draws_are_reproducible_and_shaped(small):
     truth, runs, model, draws = small
     assert draws.c.shape == (500, 2) and draws.t.shape == (500, 2, 3)
     np.testing.assert_allclose(draws.t.sum(-1), 0.0, atol=1e-9)      # gauge kept
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         again = sample_posterior(model, runs, *TARGET, n_draws=500, seed=1)
     np.testing.assert_array_equal(again.c, draws.c)
     names = [d["name"] for d in draws.diagnostics]
@@ -143,8 +143,7 @@ def test_risk_objectives(small):
 
 def test_bootstrap_over_runs(small):
     truth, runs, model, _ = small
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         b = bootstrap_posterior(model, runs, *TARGET, n_boot=3, seed=0)
     assert b.method == "bootstrap" and 2 <= b.n_draws <= 3
     iv = predict_intervals(b, model.mixtures_[:3], 0.9)
@@ -160,7 +159,7 @@ def test_cli_sample_predict_optimize(tmp_path, capsys):
     assert "mixlaws sample" in capsys.readouterr().err
     assert main(["sample", fit, "--params", "1e9", "--tokens", "2e10", "--draws", "300"]) == 0
     capsys.readouterr()
-    assert json.load(open(fit))["posterior"]["file"] == "fit.posterior.npz"
+    assert json.loads(Path(fit).read_text())["posterior"]["file"] == "fit.posterior.npz"
     assert main(["predict", fit, "--params", "1e9", "--tokens", "2e10", "--per-domain",
                  "--mixture", "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1",
                  "--level", "0.9"]) == 0
@@ -171,7 +170,7 @@ def test_cli_sample_predict_optimize(tmp_path, capsys):
     assert main(["optimize", fit, "--params", "1e9", "--tokens", "2e10", "--objective",
                  "quantile:0.9", "--baseline", "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1",
                  "--n-starts", "2", "-o", out]) == 0
-    u = json.load(open(out))["uncertainty"]
+    u = json.loads(Path(out).read_text())["uncertainty"]
     assert 0 <= u["versus_baseline"]["p_better"] <= 1
     assert main(["predict", fit, "--params", "2e9", "--tokens", "2e10", "--level", "0.9",
                  "--mixture", "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1"]) == 2
@@ -180,8 +179,7 @@ def test_cli_sample_predict_optimize(tmp_path, capsys):
 def test_gn_mixing_agrees_with_exact_refit(small):
     """The fast batched Gauss-Newton refit (default) matches the bounded-LM refit."""
     _, runs, model, draws = small
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         exact = sample_posterior(model, runs, *TARGET, n_draws=500, seed=1, mixing="refit")
     r = model.mixtures_[:3]
     a, b = np.asarray(draws.loss_draws(r)), np.asarray(exact.loss_draws(r))

@@ -17,6 +17,7 @@ from mixlaws.cli import main
 from mixlaws.fit import NestedMixingLaw
 from mixlaws.report import build_report, leave_one_mixture_out, write_report
 from mixlaws.runs import read_runs, validate_runs
+from _expected import expected_warnings
 
 FIGURES = ("step", "size", "mixing", "residuals", "mixture", "tokens")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -97,8 +98,7 @@ def test_leave_one_mixture_out_matches_manual_refit(run_dir, sweep_path):
 
     from mixlaws.posterior import sample_posterior
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         draws = sample_posterior(model, read_runs(sweep_path), 1e9, 2e10, n_draws=200)
     sampled = build_report(model, target, mixture=plain_mix(mix), draws=draws, leave_one_out=False)
     assert "No posterior draws" in plain.html and "No posterior draws" not in sampled.html
@@ -113,8 +113,7 @@ def test_too_few_mixtures_for_leave_one_out(sweep_path):
     runs = read_runs(sweep_path)
     keep = runs.data["run"].str.split("-").str[1].astype(int) < 7
     small = validate_runs(runs.data[keep].reset_index(drop=True))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         model = NestedMixingLaw(tie_beta="all").fit(small)
         target = model.target(1e9, 2e10)
     assert leave_one_mixture_out(target, model.domains_) is None

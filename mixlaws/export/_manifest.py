@@ -26,17 +26,8 @@ import yaml
 
 from ..errors import ArtifactError, DataNote, MixlawsError
 
-__all__ = [
-    "MIXTURE_KIND",
-    "SUM_TOLERANCE",
-    "Manifest",
-    "manifest_from_dict",
-    "load_mixture",
-    "load_paths",
-    "load_doc_lengths",
-    "per_document_probabilities",
-    "token_shares_from_documents",
-]
+__all__ = ["MIXTURE_KIND", "Manifest", "manifest_from_dict", "load_mixture", "load_paths",
+           "load_doc_lengths", "per_document_probabilities", "token_shares_from_documents"]
 
 MIXTURE_KIND = "mixlaws.mixture"
 SUM_TOLERANCE = 1e-9  # |sum w - 1| beyond this is an error, below it float rounding

@@ -18,7 +18,7 @@ import yaml
 from ..errors import ArtifactError
 from ._manifest import _normalised, token_shares_from_documents
 
-__all__ = ["parse_export", "PARSERS"]
+__all__ = ["parse_export"]
 
 Paths = Mapping[str, "list[str] | str"]
 

@@ -38,19 +38,7 @@ from ._manifest import (
     token_shares_from_documents,
 )
 
-__all__ = [
-    "Manifest",
-    "load_mixture",
-    "manifest_from_dict",
-    "load_paths",
-    "load_doc_lengths",
-    "per_document_probabilities",
-    "token_shares_from_documents",
-    "canonical_dict",
-    "export",
-    "parse_export",
-    "FORMATS",
-]
+__all__ = ["FORMATS", "canonical_dict", "export"]
 
 Paths = Mapping[str, "list[str] | str"]
 Writer = Callable[..., str]
@@ -144,7 +132,7 @@ def canonical_dict(manifest: Manifest, paths: Paths | None = None) -> dict[str, 
             entry["paths"] = _path_of(name, paths, "manifest", required=True)
         sources[name] = entry
     out: dict[str, Any] = {
-        "kind": "mixlaws.export",
+        "kind": "mixlaws.manifest",
         "mixlaws_version": __version__,
         "unit": "tokens",
         "total_tokens": manifest.total_tokens,

@@ -1,43 +1,28 @@
 """Fitting: the batched robust engine, the three nested stages, the nested and joint models,
 their artifact (FIT.json) and cross-validation helpers.
 """
+
 from __future__ import annotations
-from ._base import Estimator, clone
-from ._engine import GroupSolution, ProfileResult, huber, solve_groups, profile_shared
-from ._stages import (StageFit, fit_step_stage, fit_size_stage, fit_mixing_stage, fit_implicit_stage, TIE_BETA, TIE_ALPHA)
-from ._nested import NestedMixingLaw, TargetFit
-from ._joint import JointMixingLaw
-from ._artifact import model_to_dict, model_from_dict, save_model, load_model
-from ._families import FAMILIES, Family, family, make_estimator
-from ._crossval import holdout_largest_size, leave_mixtures_out, summarise_errors
+
+from ._base import *  # noqa: F401,F403
+from ._engine import *  # noqa: F401,F403
+from ._stages import *  # noqa: F401,F403
+from ._nested import *  # noqa: F401,F403
+from ._joint import *  # noqa: F401,F403
+from ._artifact import *  # noqa: F401,F403
+from ._families import *  # noqa: F401,F403
+from ._crossval import *  # noqa: F401,F403
+from ._extrapolation import *  # noqa: F401,F403
+from . import _base, _engine, _stages, _nested, _joint, _artifact, _families, _crossval, _extrapolation
 
 __all__ = [
-    "Estimator",
-    "clone",
-    "GroupSolution",
-    "ProfileResult",
-    "huber",
-    "solve_groups",
-    "profile_shared",
-    "StageFit",
-    "fit_step_stage",
-    "fit_size_stage",
-    "fit_mixing_stage",
-    "fit_implicit_stage",
-    "TIE_BETA",
-    "TIE_ALPHA",
-    "NestedMixingLaw",
-    "TargetFit",
-    "JointMixingLaw",
-    "model_to_dict",
-    "model_from_dict",
-    "save_model",
-    "load_model",
-    "Family",
-    "FAMILIES",
-    "family",
-    "make_estimator",
-    "holdout_largest_size",
-    "leave_mixtures_out",
-    "summarise_errors",
+    *_base.__all__,
+    *_engine.__all__,
+    *_stages.__all__,
+    *_nested.__all__,
+    *_joint.__all__,
+    *_artifact.__all__,
+    *_families.__all__,
+    *_crossval.__all__,
+    *_extrapolation.__all__,
 ]

@@ -20,8 +20,7 @@ from ..errors import ArtifactError
 from ._nested import NestedMixingLaw
 from ._stages import StageFit
 
-__all__ = ["FIT_KIND", "FORMAT_VERSION", "encode", "decode", "stage_to_dict", "stage_from_dict",
-           "model_to_dict", "model_from_dict", "save_model", "load_model"]
+__all__ = ["model_to_dict", "model_from_dict", "save_model", "load_model"]
 
 FIT_KIND = "mixlaws.fit"
 FORMAT_VERSION = 1

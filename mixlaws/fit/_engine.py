@@ -43,15 +43,7 @@ import scipy.optimize
 from .. import _config  # noqa: F401
 from ..errors import ConvergenceWarning, FitError
 
-__all__ = [
-    "ResidualFn",
-    "GroupSolution",
-    "ProfileResult",
-    "huber",
-    "solve_groups",
-    "profile_shared",
-    "warn_unconverged",
-]
+__all__ = ["GroupSolution", "ProfileResult", "huber", "solve_groups", "profile_shared"]
 
 ResidualFn = Callable[[jax.Array, Any], jax.Array]
 """``residual(theta_g, data_g) -> (n,)`` log-residuals of one group."""

@@ -31,7 +31,7 @@ from ..errors import MixlawsError
 from ._joint import JointMixingLaw
 from ._nested import NestedMixingLaw
 
-__all__ = ["Family", "FAMILIES", "family", "make_estimator"]
+__all__ = ["FAMILIES", "Family", "family", "make_estimator"]
 
 
 @dataclass(frozen=True)

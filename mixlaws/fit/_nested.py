@@ -46,7 +46,7 @@ from ._stages import (
 if TYPE_CHECKING:  # pragma: no cover
     from ..runs import RunsTable
 
-__all__ = ["NestedMixingLaw", "TargetFit", "NotFittedError"]
+__all__ = ["NestedMixingLaw", "TargetFit"]
 
 _RTOL_SCALE = 1e-6
 
@@ -149,7 +149,7 @@ class TargetFit:
     def optimize(self, *, constraints: Any = None, baseline: Any = None,
                  objective: str | None = None, draws: Any = None,
                  repetition_aware: bool = False, r_star: float | None = None,
-                 n_starts: int = 16, seed: int = 0) -> Any:
+                 n_starts: int = 16, seed: int = 0, max_extrapolation: float | None = None) -> Any:
         """The best mixture at this target, as a :class:`~mixlaws.optimize.MixtureChoice`.
 
         Parameters
@@ -160,6 +160,9 @@ class TargetFit:
             ``"p-better"`` on posterior ``draws``.
         repetition_aware, r_star : value repeated tokens by Muennighoff et al. (2023).
         n_starts, seed : optimiser starts and their seed.
+        max_extrapolation : trust region: each share stays within this of the range the fitted
+            mixtures sampled (overrides the constraint file's ``max_extrapolation``); the optimum
+            without it is reported beside (``MixtureChoice.unconstrained``).
         """
         from ..optimize import R_STAR, choose_mixture
 
@@ -167,7 +170,7 @@ class TargetFit:
                               objective=objective, draws=draws,
                               repetition_aware=repetition_aware,
                               r_star=R_STAR if r_star is None else r_star,
-                              n_starts=n_starts, seed=seed)
+                              n_starts=n_starts, seed=seed, max_extrapolation=max_extrapolation)
 
     def fit_report(self) -> str:
         """The text fit report of the model and this target's stages."""
@@ -268,7 +271,7 @@ class NestedMixingLaw(Estimator):
         >>> model = ml.NestedMixingLaw(tie_beta="all").fit("fixtures/sweep.csv")
         >>> model.sources_
         ('web', 'code', 'books', 'papers', 'wiki')
-        >>> len(model.runs_["run"]), model.step_.converged.all()
+        >>> len(model.runs_["run"]), bool(model.step_.converged.all())
         (64, True)
         """
         from ..runs import as_runs
@@ -379,8 +382,13 @@ class NestedMixingLaw(Estimator):
             raise NotFittedError("this NestedMixingLaw is not fitted yet: call fit(runs) first")
 
     # -- prediction ----------------------------------------------------------------------------
-    def _losses_at_tokens(self, tokens: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per-run losses at ``tokens`` (nan where unavailable) and availability mask."""
+    def losses_at_tokens(self, tokens: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-run, per-domain losses ``(n_runs, n_domains)`` at ``tokens`` and which runs have them.
+
+        A run's loss at ``D*`` is its step law ``E_d + B_d D*^(-beta)``, or its last checkpoint
+        when it ends at ``D*`` and has no step law; NaN (and ``False`` in the mask) otherwise.
+        This is the data of the size stage.
+        """
         R = self.runs_
         n, nd = R["last_losses"].shape
         out = np.full((n, nd), np.nan)
@@ -411,7 +419,7 @@ class NestedMixingLaw(Estimator):
         key = (params, tokens)
         if key in self._targets:
             return self._targets[key]
-        L, ok = self._losses_at_tokens(tokens)
+        L, ok = self.losses_at_tokens(tokens)
         R = self.runs_
         notes: list[str] = []
         if (~ok).any():

@@ -26,18 +26,11 @@ import numpy as np
 from .. import _config  # noqa: F401
 from ..errors import InsufficientDataError
 from ._engine import GroupSolution, profile_shared, solve_groups, warn_unconverged
-from ..laws import (implicit_mixing_law, mixing_law, mixing_params, size_law_log, step_law_log,
+from ..laws import (implicit_mixing_law, mixing_law, mixing_params, power_law_log,
                     sum_zero_basis)
 
-__all__ = [
-    "StageFit",
-    "fit_step_stage",
-    "fit_size_stage",
-    "fit_mixing_stage",
-    "fit_implicit_stage",
-    "TIE_BETA",
-    "TIE_ALPHA",
-]
+__all__ = ["StageFit", "fit_step_stage", "fit_size_stage", "fit_mixing_stage",
+           "fit_implicit_stage", "TIE_BETA", "TIE_ALPHA"]
 
 TIE_BETA = ("run", "all", "none")
 TIE_ALPHA = ("all", "domain", "none")
@@ -153,21 +146,21 @@ def _step_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     E = theta[:nd]
     B = theta[nd:2 * nd]
     beta = jnp.exp(theta[2 * nd:2 * nd + nb])
-    pred = step_law_log(x[:, None], E, B, beta)
+    pred = power_law_log(x[:, None], E, B, beta)
     return (jnp.log(pred) - jnp.log(y)).ravel()
 
 
 def _step_residual_shared(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     x, y, log_beta = data                         # (C,), (C, nd), () shared exponent
     nd = y.shape[1]
-    pred = step_law_log(x[:, None], theta[:nd], theta[nd:], jnp.exp(log_beta))
+    pred = power_law_log(x[:, None], theta[:nd], theta[nd:], jnp.exp(log_beta))
     return (jnp.log(pred) - jnp.log(y)).ravel()
 
 
 def _size_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     x, y, log_alpha = data                        # (S,), (S,), () shared exponent (nan: free)
     la = jnp.where(theta.size == 3, theta[-1], log_alpha)
-    pred = size_law_log(x, theta[0], jnp.exp(theta[1]), jnp.exp(la))
+    pred = power_law_log(x, theta[0], jnp.exp(theta[1]), jnp.exp(la))
     return jnp.log(pred) - jnp.log(y)
 
 

@@ -22,24 +22,9 @@ import numpy as np
 
 from .. import _config  # noqa: F401
 
-__all__ = [
-    "Array",
-    "step_law",
-    "step_law_log",
-    "size_law",
-    "size_law_log",
-    "mixing_law",
-    "implicit_mixing_law",
-    "joint_law",
-    "explicit_aggregate",
-    "sum_zero_basis",
-    "MIXING_THETA",
-    "mixing_theta",
-    "mixing_params",
-    "mixing_terms",
-    "Law",
-    "LAWS",
-]
+__all__ = ["Array", "step_law", "size_law", "power_law_log", "mixing_law",
+           "implicit_mixing_law", "joint_law", "explicit_aggregate", "sum_zero_basis",
+           "MIXING_THETA", "mixing_theta", "mixing_params", "mixing_terms", "Law", "LAWS"]
 
 Array = jnp.ndarray
 
@@ -56,15 +41,15 @@ def step_law(D: Array, E: Array, B: Array, beta: Array) -> Array:
     B : data-term amplitude, > 0.
     beta : data exponent, in (0, 2).
     """
-    return step_law_log(jnp.log(D), E, B, beta)
+    return power_law_log(jnp.log(D), E, B, beta)
 
 
-def step_law_log(log_D: Array, E: Array, B: Array, beta: Array) -> Array:
-    r""":func:`step_law` at ``log D`` (what the fits use: ``log(D / D_ref)`` with ``B`` at ``D_ref``).
+def power_law_log(log_x: Array, E: Array, A: Array, exponent: Array) -> Array:
+    r"""The step and size laws at ``log x`` (what the fits use: ``log(x / x_ref)``, amplitude at ``x_ref``).
 
-    .. math:: L = E + B \, e^{-\beta \log D}
+    .. math:: L = E + A \, e^{-\mathrm{exponent} \cdot \log x}
     """
-    return E + B * jnp.exp(-beta * log_D)
+    return E + A * jnp.exp(-exponent * log_x)
 
 
 def size_law(N: Array, E: Array, A: Array, alpha: Array) -> Array:
@@ -79,15 +64,7 @@ def size_law(N: Array, E: Array, A: Array, alpha: Array) -> Array:
     A : size-term amplitude, > 0.
     alpha : size exponent, in (0, 2).
     """
-    return size_law_log(jnp.log(N), E, A, alpha)
-
-
-def size_law_log(log_N: Array, E: Array, A: Array, alpha: Array) -> Array:
-    r""":func:`size_law` at ``log N`` (what the fits use: ``log(N / N_ref)`` with ``A`` at ``N_ref``).
-
-    .. math:: L = E + A \, e^{-\alpha \log N}
-    """
-    return E + A * jnp.exp(-alpha * log_N)
+    return power_law_log(jnp.log(N), E, A, alpha)
 
 
 def mixing_law(r: Array, c: Array, k: Array, t: Array) -> Array:

@@ -1,40 +1,20 @@
 """Choosing the mixture: constraints, the simplex optimiser, risk-aware objectives and
 repetition-aware (data-constrained) prediction.
 """
+
 from __future__ import annotations
-from ._constraints import (Constraints, Group, LossCap, LinearItem, load_constraints, constraints_from_dict, availability_upper, linear_items, check_feasible, is_feasible, minimal_conflict, resolve_total_tokens)
-from ._optimizer import OptimizationResult, optimize_mixture, feasible_points
-from ._risk import (parse_objective, risk_objective, compare_to_baseline, smoothed_quantile, silverman_bandwidth)
-from ._repetition import R_STAR, effective_tokens, RepetitionAwareFit, repetition_aware
-from ._choice import MixtureChoice, choose_mixture, resolve_baseline, risk_report
+
+from ._constraints import *  # noqa: F401,F403
+from ._optimizer import *  # noqa: F401,F403
+from ._risk import *  # noqa: F401,F403
+from ._repetition import *  # noqa: F401,F403
+from ._choice import *  # noqa: F401,F403
+from . import _constraints, _optimizer, _risk, _repetition, _choice
 
 __all__ = [
-    "MixtureChoice",
-    "choose_mixture",
-    "resolve_baseline",
-    "risk_report",
-    "Constraints",
-    "Group",
-    "LossCap",
-    "LinearItem",
-    "load_constraints",
-    "constraints_from_dict",
-    "availability_upper",
-    "linear_items",
-    "check_feasible",
-    "is_feasible",
-    "minimal_conflict",
-    "resolve_total_tokens",
-    "OptimizationResult",
-    "optimize_mixture",
-    "feasible_points",
-    "parse_objective",
-    "risk_objective",
-    "compare_to_baseline",
-    "smoothed_quantile",
-    "silverman_bandwidth",
-    "R_STAR",
-    "effective_tokens",
-    "RepetitionAwareFit",
-    "repetition_aware",
+    *_constraints.__all__,
+    *_optimizer.__all__,
+    *_risk.__all__,
+    *_repetition.__all__,
+    *_choice.__all__,
 ]

@@ -9,6 +9,7 @@ that carries its own actions (``to_dict`` for MIX.json, ``save``, ``export``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -29,9 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["MixtureChoice", "choose_mixture", "resolve_baseline", "risk_report"]
 
-MIX_KIND = "mixlaws.mixture"
-
-
 @dataclass(frozen=True, eq=False)
 class MixtureChoice:
     """The optimum at a target and everything MIX.json says about it.
@@ -42,6 +40,10 @@ class MixtureChoice:
     params, tokens, progress : the target ``(N*, D*)`` and the table's progress unit.
     repetition : the repetition-aware summary at the optimum, or None.
     uncertainty : the posterior summary (interval, P(beats baseline)), or None.
+    extrapolation : how far the optimum lies from the fitted mixtures
+        (:class:`~mixlaws.fit.Extrapolation` as a dict).
+    unconstrained : with a trust region (``max_extrapolation``), the optimum without it
+        (mixture, predicted loss, extrapolation), reported beside the chosen one.
     """
 
     result: OptimizationResult
@@ -50,6 +52,8 @@ class MixtureChoice:
     progress: str
     repetition: dict[str, Any] | None = None
     uncertainty: dict[str, Any] | None = None
+    extrapolation: dict[str, Any] | None = None
+    unconstrained: dict[str, Any] | None = None
 
     @property
     def mixture(self) -> dict[str, float]:
@@ -68,11 +72,16 @@ class MixtureChoice:
 
     def to_dict(self) -> dict[str, Any]:
         """The MIX.json document (JSON-ready, full float precision)."""
-        d: dict[str, Any] = {"kind": MIX_KIND, "mixlaws_version": __version__,
+        from ..export import MIXTURE_KIND
+
+        d: dict[str, Any] = {"kind": MIXTURE_KIND, "mixlaws_version": __version__,
                              "target": {"params": self.params, "tokens": self.tokens,
                                         "progress": self.progress}}
         d.update(self.result.to_dict())
         d["repetition_aware"] = self.repetition
+        d["extrapolation"] = self.extrapolation
+        if self.unconstrained is not None:
+            d["unconstrained"] = self.unconstrained
         if self.uncertainty is not None:
             d["uncertainty"] = self.uncertainty
         return d
@@ -136,12 +145,23 @@ def risk_report(draws: "PosteriorDraws", mixture: np.ndarray, baseline: np.ndarr
 def choose_mixture(target: "TargetFit", *, constraints: "Constraints | str | os.PathLike | None" = None,
                    baseline: Any = None, objective: str | None = None,
                    draws: "PosteriorDraws | None" = None, repetition_aware: bool = False,
-                   r_star: float = R_STAR, n_starts: int = 16, seed: int = 0) -> MixtureChoice:
+                   r_star: float = R_STAR, n_starts: int = 16, seed: int = 0,
+                   max_extrapolation: float | None = None) -> MixtureChoice:
     """Optimise the mixture at ``target``; see :meth:`mixlaws.fit.TargetFit.optimize`."""
+    from ..fit import mixture_extrapolation, warn_extrapolation
+
     if n_starts < 1:
         raise MixlawsError(f"n_starts must be ≥ 1, not {n_starts}")
     if isinstance(constraints, (str, os.PathLike)):
         constraints = load_constraints(constraints, target.sources)
+    free = constraints
+    if max_extrapolation is not None or (constraints is not None
+                                         and constraints.max_extrapolation is not None):
+        if max_extrapolation is not None and not 0.0 <= max_extrapolation <= 1.0:
+            raise MixlawsError(f"max_extrapolation must be in [0, 1], not {max_extrapolation}")
+        base_c = Constraints.none(target.sources) if constraints is None else constraints
+        free = dataclasses.replace(base_c, max_extrapolation=None)
+        constraints = base_c.with_sampled_range(target.mixtures, max_extrapolation)
     base = resolve_baseline(target, baseline)
     objective_fn, dlosses, rep = target.loss, target.domain_losses, None
     if repetition_aware:
@@ -155,12 +175,24 @@ def choose_mixture(target: "TargetFit", *, constraints: "Constraints | str | os.
             raise MixlawsError(f"objective {objective!r} needs posterior draws: run "
                                f"`mixlaws sample` (or pass draws=sample_posterior(...))")
         objective_fn = risk_objective(draws, objective, base)
-    result = optimize_mixture(objective_fn, target.sources, constraints=constraints,
-                              total_tokens=target.tokens if target.progress == "tokens" else None,
-                              baseline=base, domain_losses=dlosses, domains=target.domains,
-                              n_starts=n_starts, seed=seed)
+    def solve(cons: Constraints | None) -> OptimizationResult:
+        return optimize_mixture(objective_fn, target.sources, constraints=cons,
+                                total_tokens=target.tokens if target.progress == "tokens" else None,
+                                baseline=base, domain_losses=dlosses, domains=target.domains,
+                                n_starts=n_starts, seed=seed)
+
+    result = solve(constraints)
+    ext = mixture_extrapolation(target.mixtures, result.mixture, target.sources)[0]
+    unconstrained = None
+    if free is not constraints:          # a trust region: report the optimum without it too
+        alt = solve(free)
+        alt_ext = mixture_extrapolation(target.mixtures, alt.mixture, target.sources)[0]
+        unconstrained = {"mixture": {s: float(w) for s, w in zip(alt.sources, alt.mixture)},
+                         "predicted_loss": float(alt.loss), "extrapolation": alt_ext.to_dict()}
+    warn_extrapolation(ext, "the optimum")
     uncertainty = None if objective is None else risk_report(draws, result.mixture, base, objective)
     return MixtureChoice(result=result, params=target.params, tokens=target.tokens,
                          progress=target.progress,
                          repetition=None if rep is None else rep.summary(result.mixture),
-                         uncertainty=uncertainty)
+                         uncertainty=uncertainty, extrapolation=ext.to_dict(),
+                         unconstrained=unconstrained)

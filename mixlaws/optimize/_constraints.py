@@ -42,6 +42,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -51,11 +52,11 @@ from scipy.optimize import linprog
 
 from ..errors import ConstraintError, InfeasibleConstraintsError
 
-__all__ = ["Group", "LossCap", "Constraints", "LinearItem", "load_constraints",
-           "constraints_from_dict", "resolve_total_tokens", "availability_upper", "linear_items",
-           "is_feasible", "minimal_conflict", "check_feasible"]
+__all__ = ["Constraints", "Group", "LossCap", "LinearItem", "load_constraints",
+           "constraints_from_dict", "availability_upper", "linear_items", "check_feasible",
+           "is_feasible", "minimal_conflict", "resolve_total_tokens"]
 
-_TOP_KEYS = {"total_tokens", "max_epochs", "sources", "groups", "loss_caps"}
+_TOP_KEYS = {"total_tokens", "max_epochs", "sources", "groups", "loss_caps", "max_extrapolation"}
 _SOURCE_KEYS = {"min", "max", "fixed", "available_tokens", "max_epochs"}
 _GROUP_KEYS = {"name", "sources", "min", "max"}
 _CAP_KEYS = {"domain", "max_increase", "max_loss", "relative_to"}
@@ -103,11 +104,28 @@ class Constraints:
     loss_caps: tuple[LossCap, ...] = ()
     total_tokens: float | None = None
     path: str = "<dict>"
+    max_extrapolation: float | None = None
+    sampled_lower: np.ndarray | None = None
+    sampled_upper: np.ndarray | None = None
 
     @classmethod
     def none(cls, sources: Sequence[str]) -> "Constraints":
         """No constraint beyond the simplex."""
         return constraints_from_dict({}, sources)
+
+    def with_sampled_range(self, mixtures: np.ndarray,
+                           max_extrapolation: float | None = None) -> "Constraints":
+        """These constraints with the trust region resolved against the fitted ``mixtures``.
+
+        Each share ``r_j`` may leave the sampled range ``[min_i r_ij, max_i r_ij]`` by at most
+        ``max_extrapolation`` (the file's key unless given here); without either, unchanged.
+        """
+        delta = self.max_extrapolation if max_extrapolation is None else float(max_extrapolation)
+        if delta is None:
+            return self
+        X = np.atleast_2d(np.asarray(mixtures, float))
+        return dataclasses.replace(self, max_extrapolation=delta, sampled_lower=X.min(0),
+                                   sampled_upper=X.max(0))
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,9 +253,11 @@ def constraints_from_dict(d: Mapping[str, Any], sources: Sequence[str], *,
 
     groups = _parse_groups(d.get("groups"), path, sources)
     caps = _parse_caps(d.get("loss_caps"), path)
+    trust = d.get("max_extrapolation")
+    trust = None if trust is None else _number(trust, "max_extrapolation", path, hi=1.0)
 
     return Constraints(sources, lower, upper, fixed, dmin, dmax, groups, avail, epochs, caps, total,
-                       path)
+                       path, trust)
 
 
 def _err(path: str, key: str, msg: str) -> ConstraintError:
@@ -360,6 +380,18 @@ def linear_items(constraints: Constraints, total_tokens: float | None) -> list[L
             items.append(LinearItem(f"groups.{g.name}.min", f"groups.{g.name}.min", coef, ">=", g.lo))
         if g.hi is not None:
             items.append(LinearItem(f"groups.{g.name}.max", f"groups.{g.name}.max", coef, "<=", g.hi))
+    if C.max_extrapolation is not None and C.sampled_lower is not None:
+        d = C.max_extrapolation
+        for j, s in enumerate(C.sources):
+            hi, lo = C.sampled_upper[j] + d, C.sampled_lower[j] - d
+            if hi < 1.0:
+                n = f"max_extrapolation.{s}.max"
+                items.append(LinearItem(n, f"{n} (sampled max {_fmt(C.sampled_upper[j])} + "
+                                        f"{_fmt(d)})", unit(j), "<=", float(hi)))
+            if lo > 0.0:
+                n = f"max_extrapolation.{s}.min"
+                items.append(LinearItem(n, f"{n} (sampled min {_fmt(C.sampled_lower[j])} - "
+                                        f"{_fmt(d)})", unit(j), ">=", float(lo)))
     items.append(LinearItem("sum to 1", "sum to 1", np.ones(M), "==", 1.0))
     return items
 

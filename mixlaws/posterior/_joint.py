@@ -93,8 +93,7 @@ from ..laws._priors import NU as NU_JOINT
 from ..laws._priors import SCATTER_LOG_SIGMA as _LOG_SIGMA
 from ._nested import Intervals
 
-__all__ = ["JointPosterior", "sample_joint_posterior", "joint_intervals", "joint_log_prob",
-           "tempered_marginal", "design_effect"]
+__all__ = ["JointPosterior", "sample_joint_posterior", "joint_intervals", "design_effect"]
 
 _LOG_2PI = float(np.log(2 * np.pi))
 _LOG_T0 = float(gammaln((NU_JOINT + 1) / 2) - gammaln(NU_JOINT / 2)

@@ -69,7 +69,7 @@ import jax.scipy.special as jsp
 from .. import _config  # noqa: F401
 
 __all__ = ["Marginal", "gaussian_marginal", "student_marginal", "student_marginal_line",
-           "log_box_probability", "log_invariant_prior", "IRLS_ITERATIONS"]
+           "log_box_probability", "log_invariant_prior"]
 
 IRLS_ITERATIONS = 2
 """Reweighting iterations for the conditional mode of the Student-t amplitudes."""

@@ -25,8 +25,7 @@ import numpy as np
 from .. import _config  # noqa: F401
 from ..errors import ChainWarning, MixlawsError
 
-__all__ = ["ChainWarning", "ChainDiagnostics", "Chain", "run_ensemble", "integrated_time",
-           "walkers_in_support", "psd_sqrt"]
+__all__ = ["ChainDiagnostics", "Chain", "run_ensemble", "integrated_time"]
 
 
 

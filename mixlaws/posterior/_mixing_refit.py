@@ -18,7 +18,7 @@ import numpy as np
 from .. import _config  # noqa: F401
 from ..laws import mixing_terms
 
-__all__ = ["mixing_response", "own_scatter", "mixing_gn", "mixing_refit"]
+__all__ = ["mixing_response", "mixing_refit"]
 
 
 def mixing_response(RH: np.ndarray, theta: np.ndarray) -> np.ndarray:

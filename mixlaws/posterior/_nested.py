@@ -61,8 +61,8 @@ from ._size import sample_size_stage
 from ._step import sample_step_stage
 
 __all__ = ["PosteriorDraws", "Intervals", "step_predictive", "step_predictive_cov",
-           "sample_posterior",
-           "bootstrap_posterior", "predict_intervals", "save_draws", "load_draws"]
+           "sample_posterior", "bootstrap_posterior", "predict_intervals", "save_draws",
+           "load_draws"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -275,7 +275,7 @@ def sample_posterior(model, runs, params: float, tokens: float, *, n_draws: int 
     target = model.target(params, tokens)
     M, nd = len(model.sources_), len(model.domains_)
     H = sum_zero_basis(M)
-    L_at, ok = model._losses_at_tokens(tokens)
+    L_at, ok = model.losses_at_tokens(tokens)
     diags: list[dict] = []
     if step == "mcmc":
         c2_run = np.zeros((len(model.runs_["run"]), nd, nd))

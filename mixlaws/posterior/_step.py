@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _config  # noqa: F401
-from ..laws import step_law_log
+from ..laws import power_law_log
 from ..laws._priors import EXPONENT_MAX as BETA_MAX
 from ..laws._priors import NU as NU_STEP
 from ..laws._priors import STEP_LOG_SIGMA as _LOG_SIGMA
@@ -227,7 +227,7 @@ def sample_step_stage(labels: Sequence[str], checkpoints: Sequence[tuple[np.ndar
         ab[..., 1] = np.maximum(ab[..., 1], 0.0)
         ab[..., 0] = np.clip(ab[..., 0], 0.0, ymin[g])
         beta = np.exp(draws[g][:, beta_index])                            # (S, nd)
-        f = np.asarray(step_law_log(xs[g], ab[..., 0], ab[..., 1], beta))
+        f = np.asarray(power_law_log(xs[g], ab[..., 0], ab[..., 1], beta))
         lf = np.log(f)
         mean[g] = f.mean(0)
         cov[g] = np.cov(lf, rowvar=False).reshape(nd, nd)

@@ -1,15 +1,11 @@
 """Reports: the text fit report, figures and the self-contained HTML report.
 """
-from __future__ import annotations
-from ._text import fit_report, stage_report
-from ._html import Figure, Report, build_report, write_report, leave_one_mixture_out
 
-__all__ = [
-    "fit_report",
-    "stage_report",
-    "Figure",
-    "Report",
-    "build_report",
-    "write_report",
-    "leave_one_mixture_out",
-]
+from __future__ import annotations
+
+from ._text import *  # noqa: F401,F403
+from ._plots import *  # noqa: F401,F403
+from ._html import *  # noqa: F401,F403
+from . import _text, _plots, _html
+
+__all__ = [*_text.__all__, *_plots.__all__, *_html.__all__]

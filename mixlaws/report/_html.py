@@ -130,7 +130,7 @@ def _step_figure(model: NestedMixingLaw, target: TargetFit | None, runs: Any,
 
 def _size_figure(model: NestedMixingLaw, target: TargetFit) -> tuple[Any, tuple]:
     s = target.size
-    L, ok = model._losses_at_tokens(target.tokens)
+    L, ok = model.losses_at_tokens(target.tokens)
     R, w, nd = model.runs_, model.weights_, len(model.domains_)
     index = {lab: m for m, lab in enumerate(model.mixture_labels_)}
     E, A, al = (s.params[k].reshape(-1, nd) for k in ("E", "A", "alpha"))

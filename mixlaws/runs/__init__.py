@@ -4,22 +4,12 @@
 :func:`validate_runs`) into a :class:`RunsTable`; mixtures and validation
 weights given by the user are parsed here too.
 """
-from __future__ import annotations
-from ._table import RunsTable, as_runs, read_runs, validate_runs
-from ._warmup import WARMUP, after_warmup, drop_warmup
-from ._io import as_mixtures, parse_mixture, read_mixtures, mixture_from_mapping, read_val_weights
 
-__all__ = [
-    "WARMUP",
-    "after_warmup",
-    "drop_warmup",
-    "RunsTable",
-    "read_runs",
-    "as_runs",
-    "as_mixtures",
-    "validate_runs",
-    "parse_mixture",
-    "read_mixtures",
-    "mixture_from_mapping",
-    "read_val_weights",
-]
+from __future__ import annotations
+
+from ._table import *  # noqa: F401,F403
+from ._warmup import *  # noqa: F401,F403
+from ._io import *  # noqa: F401,F403
+from . import _table, _warmup, _io
+
+__all__ = [*_table.__all__, *_warmup.__all__, *_io.__all__]

@@ -23,9 +23,7 @@ import pandas as pd
 
 from ..errors import DataNote, MixlawsError, MixtureError
 
-__all__ = ["FLOAT_NOISE", "PathLike", "read_frame", "strip_columns", "prefixed", "cell_text",
-           "numeric",
-           "first_bad", "renormalise", "mixture_from_mapping", "parse_mixture", "read_mixtures",
+__all__ = ["as_mixtures", "parse_mixture", "read_mixtures", "mixture_from_mapping",
            "read_val_weights"]
 
 PathLike = Union[str, "os.PathLike[str]"]

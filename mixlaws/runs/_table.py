@@ -36,16 +36,7 @@ from ._io import (
 )
 from ..errors import DataNote, RunsTableError
 
-__all__ = [
-    "RunsTable",
-    "read_runs",
-    "as_runs",
-    "validate_runs",
-    "parse_mixture",
-    "read_mixtures",
-    "mixture_from_mapping",
-    "read_val_weights",
-]
+__all__ = ["RunsTable", "as_runs", "read_runs", "validate_runs"]
 
 _EXPECTED = "run, params, tokens (or step), mix:<source>..., loss:<domain>..."
 

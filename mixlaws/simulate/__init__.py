@@ -1,22 +1,10 @@
 """Ground-truth sweeps for tests, fixtures and benchmarks (``python -m mixlaws.simulate``).
 """
-from __future__ import annotations
-from ._truth import SweepTruth, random_truth, domain_weights
-from ._sweep import (sample_mixtures, round_mixtures, size_label, simulate_sweep, project_to_simplex, true_optimum, write_fixtures, main, BASELINE, FIXTURE_DOMAINS, FIXTURE_SOURCES)
 
-__all__ = [
-    "SweepTruth",
-    "random_truth",
-    "domain_weights",
-    "sample_mixtures",
-    "round_mixtures",
-    "size_label",
-    "simulate_sweep",
-    "project_to_simplex",
-    "true_optimum",
-    "write_fixtures",
-    "main",
-    "BASELINE",
-    "FIXTURE_DOMAINS",
-    "FIXTURE_SOURCES",
-]
+from __future__ import annotations
+
+from ._truth import *  # noqa: F401,F403
+from ._sweep import *  # noqa: F401,F403
+from . import _truth, _sweep
+
+__all__ = [*_truth.__all__, *_sweep.__all__]

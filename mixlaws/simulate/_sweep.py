@@ -38,9 +38,9 @@ from scipy.optimize import minimize
 from ._truth import SweepTruth, domain_weights, random_truth
 from ..errors import ConvergenceWarning, InfeasibleConstraintsError, MixlawsError, MixtureError, ScaleError
 
-__all__ = ["SweepTruth", "random_truth", "domain_weights", "sample_mixtures", "round_mixtures",
-           "size_label", "simulate_sweep", "project_to_simplex", "true_optimum", "write_fixtures",
-           "main"]
+__all__ = ["sample_mixtures", "round_mixtures", "size_label", "simulate_sweep",
+           "project_to_simplex", "true_optimum", "write_fixtures", "main", "BASELINE",
+           "FIXTURE_DOMAINS", "FIXTURE_SOURCES"]
 
 
 def sample_mixtures(n: int, n_sources: int, *, seed: int = 0,

@@ -18,6 +18,7 @@ from mixlaws.laws import sum_zero_basis
 from mixlaws.errors import ChainWarning
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import random_truth, sample_mixtures, simulate_sweep
+from _expected import expected_warnings
 
 SOURCES = ("web", "code", "books")
 DOMAINS = ("web", "code")
@@ -30,8 +31,7 @@ def _sweep(seed: int):
     truth = random_truth(SOURCES, DOMAINS, seed=seed)
     runs = validate_runs(simulate_sweep(truth, n_mixtures=8, seed=seed,
                                         checkpoints=(0.2, 0.4, 0.6, 0.8, 1.0)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         model = JointMixingLaw().fit(runs)
     return truth, runs, model
 
@@ -105,8 +105,7 @@ def test_sampling_is_deterministic_and_warns_on_short_chains(replicates):
         a = sample_joint_posterior(model, runs, n_draws=100, seed=9, max_steps=60)
     assert not any(d.converged for d in a.diagnostics)
     assert all(d.n_steps == 60 for d in a.diagnostics)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         b = sample_joint_posterior(model, runs, n_draws=100, seed=9, max_steps=60)
         c = sample_joint_posterior(model, runs, n_draws=100, seed=10, max_steps=60)
         d = sample_joint_posterior(model, runs, n_draws=100, seed=9, max_steps=60, workers=2)

@@ -18,6 +18,7 @@ from mixlaws.cli import main
 from mixlaws.optimize import optimize_mixture
 from mixlaws.optimize import risk_objective, silverman_bandwidth, smoothed_quantile
 from mixlaws.posterior import load_draws
+from _expected import expected_warnings
 
 BASELINE = "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1"
 TARGET = ["--params", "1e9", "--tokens", "2e10"]
@@ -125,7 +126,7 @@ def _optimize_cli(posterior_fit, objective, capsys):
     capsys.readouterr()
     assert main(["optimize", posterior_fit["fit"], *TARGET, "--objective", objective,
                  "--baseline", BASELINE, "--n-starts", "4", "-o", out]) == 0
-    return json.load(open(out)), capsys.readouterr().err
+    return json.loads(Path(out).read_text()), capsys.readouterr().err
 
 
 def test_cli_quantile_optimum_converges_and_is_risk_averse(posterior_fit, capsys):
@@ -145,8 +146,7 @@ def test_cli_quantile_optimum_converges_and_is_risk_averse(posterior_fit, capsys
 
     assert q90(r_q) <= q90(r_m)                            # risk-averse beats the mean optimum
     # the old objective (empirical quantile, kinked): optimise it directly for comparison
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with expected_warnings():
         old = optimize_mixture(lambda r: jnp.quantile(draws.loss_draws(r), 0.9), src,
                                baseline=base, n_starts=4)
     r_e = old.mixture

@@ -189,6 +189,7 @@ def test_fit_is_deterministic(fitted_fixture, sweep_path):
     assert json.dumps(model_to_dict(other)) == json.dumps(model_to_dict(fitted_fixture))
 
 
+@pytest.mark.slow
 def test_holdout_and_leave_mixtures_out_on_a_simulated_sweep():
     truth, runs = sweep(7, 0.002, 0.001)
     make = lambda: NestedMixingLaw(tie_beta="all")  # noqa: E731

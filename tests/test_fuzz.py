@@ -127,6 +127,7 @@ def test_fit_and_predict_are_clean_or_finite(df, tie_beta):
 @given(tables(fittable=True, corruptions=("none", "dup_run", "dup_ckpt", "huge_tokens",
                                           "mix_change")),
        st.sampled_from(["run", "all"]))
+@pytest.mark.slow
 def test_fittable_tables_are_clean_or_finite(df, tie_beta):
     # a clean table drawn to have enough mixtures, sizes and checkpoints must fit and predict
     _fit_predict(df, tie_beta, must_fit=df.attrs["corruption"] == "none")

@@ -33,6 +33,7 @@ def test_notebooks_are_percent_format():
         assert "format_name: percent" in text and "# %%" in text, path.name
 
 
+@pytest.mark.slow
 def test_quickstart_executes():
     nb = _execute("quickstart.py")
     images = [o for o in _outputs(nb, "display_data") if "image/png" in o.get("data", {})]
@@ -43,6 +44,7 @@ def test_quickstart_executes():
     assert blend and abs(sum(float(w) for w, _ in blend) - 1) < 1e-9   # the exported Megatron blend
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not YE.exists(), reason="../shared/data/ye2024 not present")
 def test_ye2024_notebook_executes():
     nb = _execute("ye2024_redpajama.py")

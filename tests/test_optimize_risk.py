@@ -77,6 +77,7 @@ def test_gradient_matches_implicit_formula_and_finite_differences():
         assert float(jax.grad(f)(dflt)) == pytest.approx(fd, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_objective_gradient_in_mixture(posterior_fit):
     """grad_r of the objective = sum_s w_s grad_r L_s(r), and matches finite differences."""
     draws = load_draws(posterior_fit["npz"])
@@ -97,6 +98,7 @@ def test_objective_gradient_in_mixture(posterior_fit):
 @given(x=st.lists(st.floats(1.0, 5.0), min_size=1, max_size=12),
        l1=st.floats(0.01, 0.99), l2=st.floats(0.01, 0.99), h=st.floats(1e-4, 1.0),
        shift=st.floats(-2.0, 2.0), scale=st.floats(0.1, 10.0))
+@pytest.mark.slow
 def test_properties(x, l1, l2, h, shift, scale):
     x = np.asarray(x)
     lo_l, hi_l = min(l1, l2), max(l1, l2)
@@ -129,6 +131,7 @@ def _optimize_cli(posterior_fit, objective, capsys):
     return json.loads(Path(out).read_text()), capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_quantile_optimum_converges_and_is_risk_averse(posterior_fit, capsys):
     draws = load_draws(posterior_fit["npz"])
     src = draws.sources

@@ -42,6 +42,8 @@ def small():
     return truth, runs, model, draws
 
 
+@pytest.mark.slow
+@pytest.mark.statistical
 def test_calibration_small():
     """Coverage of the target-scale mean law over 8 replicate sweeps (32 intervals)."""
     res = calibration.study(8, n_draws=400)
@@ -50,6 +52,7 @@ def test_calibration_small():
     assert res["rel_width90"] < 0.05, res
 
 
+@pytest.mark.slow
 def test_draws_are_reproducible_and_shaped(small):
     truth, runs, model, draws = small
     assert draws.c.shape == (500, 2) and draws.t.shape == (500, 2, 3)
@@ -141,6 +144,7 @@ def test_risk_objectives(small):
         risk_objective(draws, "p-better")
 
 
+@pytest.mark.slow
 def test_bootstrap_over_runs(small):
     truth, runs, model, _ = small
     with expected_warnings():
@@ -150,6 +154,7 @@ def test_bootstrap_over_runs(small):
     assert np.all(iv.upper > iv.lower)
 
 
+@pytest.mark.slow
 def test_cli_sample_predict_optimize(tmp_path, capsys):
     fit = str(tmp_path / "fit.json")
     assert main(["--quiet", "fit", "fixtures/sweep.csv", "--tie-beta", "all", "-o", fit]) == 0
@@ -176,6 +181,7 @@ def test_cli_sample_predict_optimize(tmp_path, capsys):
                  "--mixture", "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1"]) == 2
 
 
+@pytest.mark.slow
 def test_gn_mixing_agrees_with_exact_refit(small):
     """The fast batched Gauss-Newton refit (default) matches the bounded-LM refit."""
     _, runs, model, draws = small

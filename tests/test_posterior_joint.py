@@ -46,6 +46,8 @@ def replicates():
     return out
 
 
+@pytest.mark.slow
+@pytest.mark.statistical
 def test_posterior_covers_the_truth(replicates):
     """90 % intervals of alpha, beta (per domain) and of the target-scale mean law."""
     hit_exp, hit_pred, n_exp, n_pred = 0, 0, 0, 0

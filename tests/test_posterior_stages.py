@@ -25,6 +25,8 @@ def _runs(seed: int, n_runs: int = 6, noise: float = 2e-3):
     return out
 
 
+@pytest.mark.slow
+@pytest.mark.statistical
 def test_step_posterior_covers_the_truth_and_is_deterministic():
     ck = _runs(0)
     Dstar = 3e10
@@ -81,6 +83,8 @@ def _mixing_replicate(seed: int, S: int = 800):
     return R, H, y, dlog, th, law
 
 
+@pytest.mark.slow
+@pytest.mark.statistical
 def test_mixing_posterior_intervals_cover_the_truth():
     cover, widths = [], []
     for seed in range(6):

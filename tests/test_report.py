@@ -40,6 +40,7 @@ def run_dir(tmp_path_factory, sweep_path):
     return out
 
 
+@pytest.mark.slow
 def test_run_writes_report_with_every_figure(run_dir):
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     imgs = _images(html)
@@ -72,6 +73,7 @@ def test_report_command_half_target_is_an_error(run_dir, tmp_path):
     assert "--tokens" in err.getvalue()
 
 
+@pytest.mark.slow
 def test_leave_one_mixture_out_matches_manual_refit(run_dir, sweep_path):
     from mixlaws.fit import fit_mixing_stage
 
@@ -109,6 +111,7 @@ def plain_mix(mix: dict) -> dict:
     return {k: v for k, v in mix.items() if k != "interval"}
 
 
+@pytest.mark.slow
 def test_too_few_mixtures_for_leave_one_out(sweep_path):
     runs = read_runs(sweep_path)
     keep = runs.data["run"].str.split("-").str[1].astype(int) < 7

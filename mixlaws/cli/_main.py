@@ -91,10 +91,12 @@ def _mixture_dict(sources: Sequence[str], r: np.ndarray) -> dict[str, float]:
 def _predictions(model, mixtures: np.ndarray, labels: Sequence[str], N: float, D: float,
                  per_domain: bool) -> list[dict[str, Any]]:
     pred = model.predict(mixtures, N, D)
+    ext = model.target(N, D).extrapolation(np.atleast_2d(mixtures))
     out = []
     for i, r in enumerate(np.atleast_2d(mixtures)):
         row: dict[str, Any] = {"mixture": _mixture_dict(model.sources_, r), "label": labels[i],
-                               "loss": float(pred["loss"][i]), "params": N, "tokens": D}
+                               "loss": float(pred["loss"][i]), "estimate": "fit",
+                               "params": N, "tokens": D, "extrapolation": ext[i].to_dict()}
         if per_domain:
             row["domains"] = _mixture_dict(model.domains_, pred["domains"][i])
         out.append(row)
@@ -112,7 +114,7 @@ def _optimize(model, args: argparse.Namespace) -> dict[str, Any]:
         constraints=args.constraints, baseline=args.baseline,
         objective=getattr(args, "objective", None), draws=draws,
         repetition_aware=args.repetition_aware, r_star=args.r_star, n_starts=args.n_starts,
-        seed=args.seed)
+        seed=args.seed, max_extrapolation=args.max_extrapolation)
     return choice.to_dict()
 
 
@@ -297,6 +299,10 @@ def _add_target(p: argparse.ArgumentParser) -> None:
 
 def _add_optimize_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--constraints", metavar="C.yaml", help="constraint file (YAML or JSON)")
+    p.add_argument("--max-extrapolation", type=float, metavar="X",
+                   help="trust region: each share stays within X of the range the fitted mixtures "
+                        "sampled (overrides the file's max_extrapolation); the optimum without it "
+                        "is reported too")
     p.add_argument("--baseline", metavar="MIX",
                    help="baseline mixture 'a=0.3,b=0.7' or a run id of the table")
     p.add_argument("--n-starts", type=int, default=16, help="optimiser starts (default 16)")

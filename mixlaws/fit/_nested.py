@@ -146,6 +146,15 @@ class TargetFit:
             loss, dom = float(loss[0]), dom[0]
         return (loss, dom) if per_domain else loss
 
+    def extrapolation(self, mixtures: Any) -> list:
+        """How far each mixture lies from those the mixing law was fitted on
+        (:class:`~mixlaws.fit.Extrapolation`: range excess per source, hull distance)."""
+        from ..runs import as_mixtures
+        from ._extrapolation import mixture_extrapolation
+
+        return mixture_extrapolation(self.mixtures, as_mixtures(mixtures, self.sources)[0],
+                                     self.sources)
+
     def optimize(self, *, constraints: Any = None, baseline: Any = None,
                  objective: str | None = None, draws: Any = None,
                  repetition_aware: bool = False, r_star: float | None = None,

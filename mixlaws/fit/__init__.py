@@ -6,7 +6,8 @@ from ._base import Estimator, clone
 from ._engine import GroupSolution, ProfileResult, huber, solve_groups, profile_shared
 from ._stages import (StageFit, fit_step_stage, fit_size_stage, fit_mixing_stage, fit_implicit_stage, TIE_BETA, TIE_ALPHA)
 from ._nested import NestedMixingLaw, TargetFit
-from ._joint import JointMixingLaw
+from ._joint import JointMixingLaw, JointTarget, MIN_SCALES
+from ._joint_mix import JointMixMixingLaw
 from ._artifact import model_to_dict, model_from_dict, save_model, load_model
 from ._families import FAMILIES, Family, family, make_estimator
 from ._crossval import holdout_largest_size, leave_mixtures_out, summarise_errors
@@ -29,6 +30,9 @@ __all__ = [
     "NestedMixingLaw",
     "TargetFit",
     "JointMixingLaw",
+    "JointTarget",
+    "MIN_SCALES",
+    "JointMixMixingLaw",
     "model_to_dict",
     "model_from_dict",
     "save_model",

@@ -1,7 +1,7 @@
 """The laws: pure JAX functions whose signatures name their parameters, and their registry.
 """
 from __future__ import annotations
-from ._functions import (Array, step_law, size_law, mixing_law, implicit_mixing_law, joint_law, explicit_aggregate, sum_zero_basis, Law, LAWS)
+from ._functions import (Array, step_law, size_law, mixing_law, implicit_mixing_law, joint_law, joint_mix_law, explicit_aggregate, sum_zero_basis, Law, LAWS)
 
 __all__ = [
     "Array",
@@ -10,6 +10,7 @@ __all__ = [
     "mixing_law",
     "implicit_mixing_law",
     "joint_law",
+    "joint_mix_law",
     "explicit_aggregate",
     "sum_zero_basis",
     "Law",

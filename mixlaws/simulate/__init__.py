@@ -2,6 +2,7 @@
 """
 from __future__ import annotations
 from ._truth import SweepTruth, random_truth, domain_weights
+from ._chinchilla import CHINCHILLA, chinchilla_loss, chinchilla_table
 from ._sweep import (sample_mixtures, round_mixtures, size_label, simulate_sweep, project_to_simplex, true_optimum, write_fixtures, main, BASELINE, FIXTURE_DOMAINS, FIXTURE_SOURCES)
 
 __all__ = [
@@ -19,4 +20,7 @@ __all__ = [
     "BASELINE",
     "FIXTURE_DOMAINS",
     "FIXTURE_SOURCES",
+    "CHINCHILLA",
+    "chinchilla_loss",
+    "chinchilla_table",
 ]

@@ -216,10 +216,18 @@ class JointMixingLaw(Estimator):
         nd, n = Y.shape
         M = R.shape[1]
         H = sum_zero_basis(M)
-        m1 = M - 1 if M > 1 else 0
-        P = _n_joint(M)
         data = tuple(jnp.broadcast_to(jnp.asarray(a), (nd,) + a.shape)
                      for a in (R @ H, xN, xD)) + (jnp.asarray(Y),)
+        bounds, starts = self._joint_starts(Y, M)
+        residual = _scale_residual if M == 1 else _joint_residual
+        sol = solve_groups(residual, data, np.ones((nd, n)), bounds, starts, delta=self.delta)
+        return sol, H
+
+    def _joint_starts(self, Y: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray]:
+        """Box bounds ``(nd, P, 2)`` and starts ``(n_starts, nd, P)`` of the plain joint law."""
+        nd = Y.shape[0]
+        m1 = M - 1 if M > 1 else 0
+        P = _n_joint(M)
         ymin, ymax = Y.min(1), Y.max(1)
         big = np.log(10 * ymax)
         o = 1 if M == 1 else 1 + M      # index of log A_ref; then log alpha, log B_ref, log beta
@@ -245,9 +253,7 @@ class JointMixingLaw(Estimator):
         for s in range(S if M > 1 else 0):
             starts[s, :, 1] = np.log(rng.uniform(0.05, 0.3) * ymin)
             starts[s, :, 2:1 + M] = 0.0 if s == 0 else rng.normal(0, 1.0, (nd, m1))
-        residual = _scale_residual if M == 1 else _joint_residual
-        sol = solve_groups(residual, data, np.ones((nd, n)), bounds, starts, delta=self.delta)
-        return sol, H
+        return bounds, starts
 
     def _canonical(self, sol: GroupSolution, H: np.ndarray, M: int
                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]:

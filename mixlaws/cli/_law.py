@@ -4,7 +4,9 @@
 :data:`mixlaws.fit.FAMILIES` (the choices are that registry's names, so a family
 registered there, or a model-averaging choice such as ``auto``, appears here by
 adding it to :func:`law_choices`).  Fit options a family does not take are an error
-when the user gave them (``--implicit`` with ``--law joint``), never silently dropped.
+when the user gave them (``--implicit`` with ``--law joint``), never silently dropped;
+options it does take win over the family's preset (``--law nested --tie-beta all`` is
+what ``nested-tied`` presets, as ``mixlaws fit --tie-beta all`` always was).
 Never prints.
 """
 
@@ -47,22 +49,17 @@ def estimator_from_args(args: argparse.Namespace, val_weights: dict[str, float] 
 
     fam = family(getattr(args, "law", DEFAULT_LAW))
     takes = set(fam.estimator._param_names())
-    settings: dict[str, Any] = {"val_weights": val_weights, "warmup": args.warmup,
-                                "seed": args.seed}
+    settings: dict[str, Any] = dict(fam.settings)
+    settings.update(val_weights=val_weights, warmup=args.warmup, seed=args.seed)
     for name, flag in _OPTIONAL.items():
         value = getattr(args, name, None)
         if value is None:
             continue
-        if name in fam.settings:
-            if value != fam.settings[name]:
-                raise MixlawsError(f"--law {fam.name} fixes {name}={fam.settings[name]!r}; drop "
-                                   f"{flag} {value} or choose another --law")
-        elif name not in takes:
+        if name not in takes:
             raise MixlawsError(f"{flag} does not apply to --law {fam.name} ({fam.description}); "
                                f"drop it or use --law {DEFAULT_LAW}")
-        else:
-            settings[name] = value
-    return fam.make(**{k: v for k, v in settings.items() if k in takes and k not in fam.settings})
+        settings[name] = value   # an explicit option wins over the family's preset
+    return fam.estimator(**{k: v for k, v in settings.items() if k in takes})
 
 
 def is_nested(model: Any) -> bool:

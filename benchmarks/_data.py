@@ -8,8 +8,10 @@ import warnings
 
 from mixlaws.runs import RunsTable, read_runs
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
-                    "ye2024")
+SHARED = os.environ.get("MIXLAWS_SHARED_DATA") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+"""``../shared/data`` next to the checkout, or ``$MIXLAWS_SHARED_DATA`` (a worktree elsewhere)."""
+DATA = os.path.join(SHARED, "ye2024")
 TABLE = os.path.join(DATA, "redpajama_runs.csv")
 WEIGHTS = os.path.join(DATA, "pile_valid_weights.json")
 

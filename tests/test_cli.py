@@ -69,7 +69,7 @@ def test_optimize_then_export(fit_json, tmp_path, capsys, baseline_text):
         code, out, _ = run_cli(["export", str(mix), "--format", fmt], capsys)
         assert code == 0
         back = parse_export(out, fmt)        # the loader file says the optimised shares
-        assert set(back) == set(nonzero if fmt == "megatron" else m["mixture"])
+        assert set(nonzero) <= set(back) <= set(m["mixture"])   # zero weights may be dropped
         for k, v in back.items():
             assert v == pytest.approx(m["mixture"][k], abs=1e-12), (fmt, k)
     hf = json.loads(run_cli(["export", str(mix), "--format", "hf"], capsys)[1])

@@ -4,7 +4,7 @@ The only module that prints or exits.  Results go to stdout as JSON (or to
 ``-o FILE``); notes and warnings go to stderr; a user error is one line on
 stderr and exit code 2 (``--debug`` shows the traceback).
 
-    mixlaws fit RUNS.csv [--val-weights W.json | --implicit K] -o FIT.json
+    mixlaws fit RUNS.csv [--law nested|nested-tied|joint|joint-mix] [--val-weights W.json | --implicit K] -o FIT.json
     mixlaws predict FIT.json --params N --tokens D (--mixture 'a=0.3,b=0.7' | --mixtures MIX.csv) [--per-domain]
     mixlaws optimize FIT.json --params N --tokens D [--constraints C.yaml] [--baseline MIX] -o MIX.json
     mixlaws export MIX.json --format json|yaml|megatron|hf|... [-o FILE]
@@ -28,6 +28,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import ConvergenceWarning, DataNote, MixlawsError
 from ..runs._warmup import WARMUP
+from ._law import add_law_option, fit_summary, is_nested, require_nested
 
 __all__ = ["main", "parse_quantity"]
 
@@ -71,17 +72,15 @@ def _say(args: argparse.Namespace, text: str) -> None:
 # -- building blocks shared by the commands ------------------------------------------------------
 
 def _fit_model(args: argparse.Namespace):
-    from ..fit import NestedMixingLaw
     from ..runs import read_runs, read_val_weights
+    from ._law import estimator_from_args
 
     runs = read_runs(args.runs, renormalize=args.renormalize)
     weights = None
     if args.val_weights:
         w = read_val_weights(args.val_weights, runs.domains)
         weights = {d: float(v) for d, v in zip(runs.domains, w) if v > 0}
-    model = NestedMixingLaw(val_weights=weights, implicit=args.implicit, tie_beta=args.tie_beta,
-                            tie_alpha=args.tie_alpha, warmup=args.warmup, seed=args.seed)
-    return model.fit(runs), runs
+    return estimator_from_args(args, weights).fit(runs), runs
 
 
 def _mixture_dict(sources: Sequence[str], r: np.ndarray) -> dict[str, float]:
@@ -105,8 +104,11 @@ def _predictions(model, mixtures: np.ndarray, labels: Sequence[str], N: float, D
 
 def _optimize(model, args: argparse.Namespace) -> dict[str, Any]:
     """MIX.json of the optimum at the target (the library builds it; the CLI writes it)."""
+    if args.repetition_aware:
+        require_nested(model, "--repetition-aware")
     draws = None
     if getattr(args, "objective", None):  # posterior objectives need `mixlaws sample` first
+        require_nested(model, "--objective")
         from ._uncertainty import load_posterior
 
         draws = load_posterior(args.fit, args.params, args.tokens)
@@ -140,6 +142,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.level is not None:  # posterior intervals (issue 3)
         from ._uncertainty import interval_rows, load_posterior
 
+        require_nested(model, "--level")
         draws = load_posterior(args.fit, args.params, args.tokens)
         for row, extra in zip(rows, interval_rows(draws, mixtures, args.level, args.per_domain,
                                                   model.domains_)):
@@ -204,17 +207,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         with open(out(name), "w", encoding="utf-8") as f:
             f.write(_export_text(out("mixture.json"), fmt, args))
         written.append(name)
-    written += _write_html_report(model, target, runs, mix, out("report.html"), out("figures"),
-                                  args.output)
+    if is_nested(model):
+        written += _write_html_report(model, target, runs, mix, out("report.html"),
+                                      out("figures"), args.output)
+    else:
+        _say(args, "mixlaws: note: the HTML report draws the nested stages; not written for "
+                   f"--law {args.law}")
     summary = {
         "target": mix["target"], "predicted_loss": mix["predicted_loss"],
         "mixture": mix["mixture"], "baseline": mix["baseline"], "gain": mix["gain"],
         "active_constraints": mix["active_constraints"],
-        "fit": {"step_rmse": None if model.step_ is None else model.step_.rmse,
-                "size_rmse": None if target.size is None else target.size.rmse,
-                "mixing_rmse": target.mixing.rmse,
-                "converged": bool(all(s.converged.all() for s in
-                                      (model.step_, target.size, target.mixing) if s is not None))},
+        "fit": fit_summary(model, target),
         "files": ["fit.json", "fit_report.txt", "mixture.json", "predictions.json"] + written,
     }
     _emit(summary, out("summary.json"))
@@ -238,6 +241,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..runs import read_runs
 
     model = load_model(args.fit)
+    require_nested(model, "mixlaws report")
     mix = None
     if args.mixture:
         load_mixture(args.mixture)  # validates the artifact
@@ -280,10 +284,11 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
                      help="implicit aggregation of the mean validation loss over K latent domains")
     p.add_argument("--renormalize", action="store_true",
                    help="rescale mixtures whose proportions do not sum to 1 (instead of an error)")
-    p.add_argument("--tie-beta", choices=["run", "all", "none"], default="run",
+    add_law_option(p)
+    p.add_argument("--tie-beta", choices=["run", "all", "none"], default=None,
                    help="share the step exponent across a run's domains (default), across "
                         "all runs, or not at all")
-    p.add_argument("--tie-alpha", choices=["all", "domain", "none"], default="all",
+    p.add_argument("--tie-alpha", choices=["all", "domain", "none"], default=None,
                    help="share the size exponent across everything (default), per domain, or not")
     p.add_argument("--warmup", type=float, default=WARMUP,
                    help="drop checkpoints below this fraction of a run's last tokens (default 0.1)")

@@ -47,6 +47,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from ..posterior import bootstrap_posterior, sample_posterior, save_draws
 
     model = load_model(args.fit)
+    from ._law import require_nested
+
+    require_nested(model, "mixlaws sample")
     runs = read_runs(args.runs or model.source_path_, renormalize=args.renormalize)
     if args.bootstrap:
         draws = bootstrap_posterior(model, runs, args.params, args.tokens, n_boot=args.bootstrap,

@@ -1,4 +1,9 @@
-"""Fit artifacts: lossless JSON round trip of a fitted :class:`NestedMixingLaw`.
+"""Fit artifacts: lossless JSON round trip of a fitted estimator of any law family.
+
+A nested fit is written as below (no ``family`` key, the original format); the
+joint families write their own dict (``to_dict``/``from_dict`` of the estimator)
+with a ``family`` key naming a :data:`~mixlaws.fit.FAMILIES` entry, on which
+:func:`model_from_dict` dispatches.
 
 Floats are written with Python's shortest round-tripping ``repr`` (what
 :mod:`json` does), so every float64 comes back bit for bit.  JSON has no
@@ -81,8 +86,10 @@ def stage_from_dict(d: dict[str, Any]) -> StageFit:
         warnings=tuple(d["warnings"]))
 
 
-def model_to_dict(model: NestedMixingLaw) -> dict[str, Any]:
-    """JSON-ready dict of a fitted model (settings, run summary, step fits)."""
+def model_to_dict(model: Any) -> dict[str, Any]:
+    """JSON-ready dict of a fitted model (settings, run summary, fits) of any family."""
+    if not isinstance(model, NestedMixingLaw):
+        return model.to_dict()
     model._check_fitted()
     return {
         "kind": FIT_KIND, "format_version": FORMAT_VERSION, "mixlaws_version": __version__,
@@ -96,7 +103,7 @@ def model_to_dict(model: NestedMixingLaw) -> dict[str, Any]:
     }
 
 
-def model_from_dict(d: Any, *, path: str = "<dict>") -> NestedMixingLaw:
+def model_from_dict(d: Any, *, path: str = "<dict>") -> Any:
     """Rebuild a fitted model from :func:`model_to_dict` output."""
     if not isinstance(d, dict) or d.get("kind") != FIT_KIND:
         kind = d.get("kind") if isinstance(d, dict) else type(d).__name__
@@ -107,6 +114,15 @@ def model_from_dict(d: Any, *, path: str = "<dict>") -> NestedMixingLaw:
             f"{path} was written by mixlaws {d.get('mixlaws_version')} in artifact format "
             f"{d.get('format_version')}; this mixlaws ({__version__}) reads format "
             f"{FORMAT_VERSION}: refit with `mixlaws fit`", path=path)
+    if d.get("family") is not None:
+        from ._families import FAMILIES
+
+        fam = FAMILIES.get(d["family"])
+        if fam is None or not hasattr(fam.estimator, "from_dict"):
+            raise ArtifactError(f"{path} holds a fit of law family {d['family']!r}, which this "
+                                f"mixlaws ({__version__}) cannot read; known: "
+                                f"{', '.join(FAMILIES)}", path=path)
+        return fam.estimator.from_dict(d, path=path)
     try:
         model = NestedMixingLaw(**d["settings"])
         model.sources_, model.domains_ = tuple(d["sources"]), tuple(d["domains"])
@@ -132,14 +148,14 @@ def model_from_dict(d: Any, *, path: str = "<dict>") -> NestedMixingLaw:
     return model
 
 
-def save_model(model: NestedMixingLaw, path: str | os.PathLike) -> None:
+def save_model(model: Any, path: str | os.PathLike) -> None:
     """Write the fit artifact as JSON."""
     with open(path, "w", encoding="utf-8") as f:
         json.dump(model_to_dict(model), f, indent=1, allow_nan=False)
         f.write("\n")
 
 
-def load_model(path: str | os.PathLike) -> NestedMixingLaw:
+def load_model(path: str | os.PathLike) -> Any:
     """Read a fit artifact written by :func:`save_model`."""
     try:
         with open(path, encoding="utf-8") as f:

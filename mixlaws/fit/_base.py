@@ -42,6 +42,25 @@ class Estimator:
             setattr(self, name, value)
         return self
 
+    # -- artifact and report, shared by every family (each defines ``to_dict``) -----------------
+    def dumps(self) -> str:
+        """FIT.json as text."""
+        import json
+
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+
+    def save(self, path: Any) -> None:
+        """Write FIT.json to ``path``."""
+        from ._artifact import save_model
+
+        save_model(self, path)
+
+    def fit_report(self, target: Any = None) -> str:
+        """The text fit report (parameters, errors, correlations, residuals, convergence)."""
+        from ..report import fit_report
+
+        return fit_report(self, target)
+
     def __repr__(self) -> str:
         sig = inspect.signature(type(self).__init__)
         shown = [f"{k}={v!r}" for k, v in self.get_params(deep=False).items()

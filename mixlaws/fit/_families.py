@@ -19,7 +19,14 @@ Registered here:
     short runs are extrapolated far in tokens.
 ``joint``
     ``L_d(r, N, D) = c_d + k_d exp(t_d . r) + A_d N^(-alpha_d) + B_d D^(-beta_d)``
-    (:class:`~mixlaws.fit.JointMixingLaw`), fitted to every checkpoint at once.
+    (:class:`~mixlaws.fit.JointMixingLaw`), fitted to every checkpoint at once; any table
+    shape whose scales identify the size and data terms (final-loss tables, one source).
+``joint-mix``
+    ``L_d = c_d + k_d exp(t_d . r) + exp(a_d + p_d . r) N^(-alpha_d) + exp(b_d + q_d . r) D^(-beta_d)``
+    (:class:`~mixlaws.fit.JointMixMixingLaw`): size and data amplitudes depend on the mixture.
+
+Every joint-family estimator also has ``target(params, tokens)`` (``loss(r)`` and
+``domain_losses(r)`` in JAX, for the optimiser) and ``to_dict``/``from_dict`` (FIT.json).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import Any, Callable
 
 from ..errors import MixlawsError
 from ._joint import JointMixingLaw
+from ._joint_mix import JointMixMixingLaw
 from ._nested import NestedMixingLaw
 
 __all__ = ["FAMILIES", "Family", "family", "make_estimator"]
@@ -59,6 +67,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            "as nested, one step exponent for every run"),
     Family("joint", JointMixingLaw, {},
            "L_d(r,N,D) = c_d + k_d exp(t_d . r) + A_d N^-alpha_d + B_d D^-beta_d"),
+    Family("joint-mix", JointMixMixingLaw, {},
+           "as joint, with size and data amplitudes exp(a_d + p_d . r), exp(b_d + q_d . r)"),
 )}
 
 

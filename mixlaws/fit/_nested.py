@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import _config  # noqa: F401
 from ._base import Estimator
+from ._target import TargetActions
 from ..laws import explicit_aggregate, implicit_mixing_law, mixing_law, size_law, step_law
 from ..runs._warmup import WARMUP, after_warmup
 from ..errors import InsufficientDataError, MixlawsError, NotFittedError, ScaleError
@@ -56,7 +57,7 @@ def _same(a: float, b: float) -> bool:
 
 
 @dataclass(frozen=True)
-class TargetFit:
+class TargetFit(TargetActions):
     """The size and mixing stages fitted at one target scale ``(params, tokens)``.
 
     Attributes
@@ -120,72 +121,7 @@ class TargetFit:
             return implicit_mixing_law(r, p["c"][0], jnp.asarray(p["a"][0]), jnp.asarray(p["t"][0]))
         return explicit_aggregate(self.domain_losses(r), jnp.asarray(self.weights))
 
-    # -- actions ---------------------------------------------------------------------------------
-    def predict(self, mixtures: Any, *, per_domain: bool = False) -> Any:
-        """Predicted aggregate loss at this target.
-
-        Parameters
-        ----------
-        mixtures : one mixture — a mapping ``{source: share}`` (sources not named are 0) or
-            ``"a=0.3,b=0.7"`` — or several: an ``(n, M)`` array or a DataFrame with
-            ``mix:<source>`` (or ``<source>``) columns.  Shares must sum to 1.
-        per_domain : also return the per-domain losses.
-
-        Returns
-        -------
-        A float for one mixture, an ``(n,)`` array for several; with ``per_domain``, a pair
-        (that, per-domain losses ``(n_domains,)`` / ``(n, n_domains)``).
-        """
-        from ..runs import as_mixtures
-
-        r, one = as_mixtures(mixtures, self.sources)
-        rj = jnp.asarray(r)
-        loss = np.asarray(self.loss(rj))
-        dom = np.asarray(self.domain_losses(rj))
-        if one:
-            loss, dom = float(loss[0]), dom[0]
-        return (loss, dom) if per_domain else loss
-
-    def extrapolation(self, mixtures: Any) -> list:
-        """How far each mixture lies from those the mixing law was fitted on
-        (:class:`~mixlaws.fit.Extrapolation`: range excess per source, hull distance)."""
-        from ..runs import as_mixtures
-        from ._extrapolation import mixture_extrapolation
-
-        return mixture_extrapolation(self.mixtures, as_mixtures(mixtures, self.sources)[0],
-                                     self.sources)
-
-    def optimize(self, *, constraints: Any = None, baseline: Any = None,
-                 objective: str | None = None, draws: Any = None,
-                 repetition_aware: bool = False, r_star: float | None = None,
-                 n_starts: int = 16, seed: int = 0, max_extrapolation: float | None = None) -> Any:
-        """The best mixture at this target, as a :class:`~mixlaws.optimize.MixtureChoice`.
-
-        Parameters
-        ----------
-        constraints : a constraint file path or :class:`~mixlaws.optimize.Constraints`.
-        baseline : mixture (mapping, ``"a=0.3,..."``, array) or the id of a fitted run.
-        objective : None (the fitted law's loss) or ``"mean"``, ``"quantile:Q"``,
-            ``"p-better"`` on posterior ``draws``.
-        repetition_aware, r_star : value repeated tokens by Muennighoff et al. (2023).
-        n_starts, seed : optimiser starts and their seed.
-        max_extrapolation : trust region: each share stays within this of the range the fitted
-            mixtures sampled (overrides the constraint file's ``max_extrapolation``); the optimum
-            without it is reported beside (``MixtureChoice.unconstrained``).
-        """
-        from ..optimize import R_STAR, choose_mixture
-
-        return choose_mixture(self, constraints=constraints, baseline=baseline,
-                              objective=objective, draws=draws,
-                              repetition_aware=repetition_aware,
-                              r_star=R_STAR if r_star is None else r_star,
-                              n_starts=n_starts, seed=seed, max_extrapolation=max_extrapolation)
-
-    def fit_report(self) -> str:
-        """The text fit report of the model and this target's stages."""
-        from ..report import fit_report
-
-        return fit_report(self.model, self)
+    # -- actions (predict, extrapolation, optimize: TargetActions) --------------------------------
 
 
 class NestedMixingLaw(Estimator):
@@ -354,18 +290,6 @@ class NestedMixingLaw(Estimator):
 
         return model_to_dict(self)
 
-    def dumps(self) -> str:
-        """FIT.json as text."""
-        import json
-
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
-
-    def save(self, path: Any) -> None:
-        """Write FIT.json to ``path``."""
-        from ._artifact import save_model
-
-        save_model(self, path)
-
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "NestedMixingLaw":
         """Rebuild a fitted model from :meth:`to_dict`."""
@@ -379,12 +303,6 @@ class NestedMixingLaw(Estimator):
         from ._artifact import load_model
 
         return load_model(path)
-
-    def fit_report(self, target: "TargetFit | None" = None) -> str:
-        """The text fit report (parameters, errors, correlations, residuals, convergence)."""
-        from ..report import fit_report
-
-        return fit_report(self, target)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "step_runs_"):

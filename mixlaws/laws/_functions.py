@@ -23,7 +23,7 @@ import numpy as np
 from .. import _config  # noqa: F401
 
 __all__ = ["Array", "step_law", "size_law", "power_law_log", "mixing_law",
-           "implicit_mixing_law", "joint_law", "explicit_aggregate", "sum_zero_basis",
+           "implicit_mixing_law", "joint_law", "joint_mix_law", "explicit_aggregate", "sum_zero_basis",
            "MIXING_THETA", "mixing_theta", "mixing_params", "mixing_terms", "Law", "LAWS"]
 
 Array = jnp.ndarray
@@ -137,6 +137,52 @@ def joint_law(
     return mixing_law(r, c, k, t) + size_law(N, 0.0, A, alpha) + step_law(D, 0.0, B, beta)
 
 
+def joint_mix_law(
+    r: Array,
+    N: Array,
+    D: Array,
+    c: Array,
+    k: Array,
+    t: Array,
+    a: Array,
+    p: Array,
+    alpha: Array,
+    b: Array,
+    q: Array,
+    beta: Array,
+) -> Array:
+    r"""Joint law whose size and data terms also depend on the mixture.
+
+    .. math::
+
+        L(r, N, D) = c + k \exp(t \cdot r) + \exp(a + p \cdot r)\, N^{-\alpha}
+                     + \exp(b + q \cdot r)\, D^{-\beta}
+
+    In the spirit of Shukor et al. (2025), "Scaling Laws for Optimal Data Mixtures":
+    the amplitudes of the size and data terms are log-linear in the mixture,
+    ``A(r) = exp(a + p . r)`` and ``B(r) = exp(b + q . r)``.  ``t``, ``p`` and ``q`` each
+    sum to zero (gauge: a constant added to ``p`` is absorbed by ``a``, to ``q`` by
+    ``b``, to ``t`` by ``k``).  With ``p = q = 0`` it is :func:`joint_law` with
+    ``A = e^a``, ``B = e^b``.
+
+    Parameters
+    ----------
+    r : mixture proportions ``(..., M)``.
+    N, D : model size and training tokens, > 0.
+    c, k : irreducible offset and mixing amplitude, > 0.
+    t, p, q : source effects on the irreducible term, the size amplitude and the data
+        amplitude, shape ``(M,)`` (or ``(n_domains, M)`` with per-domain ``c, k, a, ...``
+        of shape ``(n_domains,)`` to evaluate every domain at once, as :func:`mixing_law`).
+    a, b : log-amplitudes of the size and data terms at ``p . r = q . r = 0``.
+    alpha, beta : size and data exponents, in (0, 2).
+    """
+    def dot(x: Array) -> Array:
+        return jnp.tensordot(r, x, axes=([-1], [-1]))
+
+    return (mixing_law(r, c, k, t) + jnp.exp(a + dot(p) - alpha * jnp.log(N))
+            + jnp.exp(b + dot(q) - beta * jnp.log(D)))
+
+
 def explicit_aggregate(losses: Array, weights: Array) -> Array:
     r"""Explicit aggregation with known validation weights.
 
@@ -217,5 +263,10 @@ LAWS: dict[str, Law] = {
             "L(r, N, D) = c + k * exp(t . r) + A * N^(-alpha) + B * D^(-beta)",
             ("r", "N", "D"), ("c", "k", "t", "A", "alpha", "B", "beta"),
             ("c", "k", "A", "alpha", "B", "beta"), ("k", "A", "alpha", "B", "beta")),
+        Law("joint-mix", joint_mix_law,
+            "L(r, N, D) = c + k * exp(t . r) + exp(a + p . r) * N^(-alpha) "
+            "+ exp(b + q . r) * D^(-beta), sum t = sum p = sum q = 0",
+            ("r", "N", "D"), ("c", "k", "t", "a", "p", "alpha", "b", "q", "beta"),
+            ("c", "k", "alpha", "beta"), ("k", "alpha", "beta")),
     )
 }

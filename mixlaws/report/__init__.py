@@ -6,6 +6,7 @@ from __future__ import annotations
 from ._text import *  # noqa: F401,F403
 from ._plots import *  # noqa: F401,F403
 from ._html import *  # noqa: F401,F403
-from . import _text, _plots, _html
+from ._joint_text import *  # noqa: F401,F403
+from . import _text, _plots, _html, _joint_text
 
-__all__ = [*_text.__all__, *_plots.__all__, *_html.__all__]
+__all__ = [*_text.__all__, *_plots.__all__, *_html.__all__, *_joint_text.__all__]

@@ -77,7 +77,11 @@ def stage_report(s: StageFit, *, sources: tuple[str, ...] = ()) -> str:
 
 
 def fit_report(model: NestedMixingLaw, target: TargetFit | None = None) -> str:
-    """Text report of a fitted model, and of its target-scale stages when given."""
+    """Text report of a fitted model, and of its target-scale stages when given (any family)."""
+    if not isinstance(model, NestedMixingLaw):
+        from ._joint_text import joint_fit_report
+
+        return joint_fit_report(model, target)
     model._check_fitted()
     R = model.runs_
     agg = ("implicit, K=%d" % model.implicit if model.implicit is not None else

@@ -424,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--png", action="store_true", help="also save the figures as PNG files")
     p.add_argument("-o", "--output", default="report.html", help="HTML file (default report.html)")
     p.set_defaults(func=cmd_report)
+    from ._backtest import add_backtest_parser; add_backtest_parser(sub)  # noqa: E702
     return parser
 
 

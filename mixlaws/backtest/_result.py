@@ -56,8 +56,11 @@ class BacktestResult:
     def __init__(self, predictions: pd.DataFrame, status: pd.DataFrame, *,
                  settings: Mapping[str, Any], level: float = 0.9,
                  priors: Mapping[str, float] | None = None, notes: Sequence[str] = ()) -> None:
-        self.predictions = _frame(predictions, PREDICTION_COLUMNS)
+        self.predictions = _frame(predictions, PREDICTION_COLUMNS).astype(_PRED_TYPES)
         self.status = _frame(status, _STATUS_COLUMNS)
+        for c in ("reason", "warning"):
+            col = self.status[c].astype(object)
+            self.status[c] = col.where(col.notna(), None)
         self.settings = dict(settings)
         self.level = float(level)
         self.priors = dict(priors or {})
@@ -222,7 +225,7 @@ class BacktestResult:
         try:
             pred = pd.DataFrame({c: d["predictions"][c] for c in PREDICTION_COLUMNS})
             status = pd.DataFrame({c: d["status"][c] for c in _STATUS_COLUMNS})
-            return cls(pred.astype(_PRED_TYPES), status.astype(_STATUS_TYPES),
+            return cls(pred, status.astype(_STATUS_TYPES),
                        settings=d["settings"], level=d["level"], priors=d["priors"],
                        notes=d["notes"])
         except (KeyError, TypeError, ValueError) as exc:

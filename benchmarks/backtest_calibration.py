@@ -82,6 +82,11 @@ def main() -> int:
     rows = []
     for seed in range(args.sweeps):
         rows += one_sweep(seed, families)
+        done = [x for x in rows if x["seed"] == seed]
+        print(f"  sweep {seed}: a = {done[0]['amp']:.4f}; " + "; ".join(
+            f"{x['family']} mean rel err {100 * np.mean(x['rel']):+.2f} %, bias {100 * x['bias']:+.2f} %, "
+            f"sd {100 * x['sd']:.2f} %, covered {int(x['covered'].sum())}/5" for x in done),
+            flush=True)
     dt = time.perf_counter() - t0
     print(f"[out-of-family calibration] {args.sweeps} sweeps x 5 target mixtures at N*=800M, "
           f"D*=16e9 (u = 1.96), {dt:.0f} s")

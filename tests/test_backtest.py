@@ -213,9 +213,11 @@ def test_discrepancy_counts_folds_not_runs():
     few = Discrepancy().fit(e, u, 0 * u, fold)
     e2, u2, fold2 = np.repeat(e, 20), np.repeat(u, 20), np.repeat(fold, 20)
     many_runs = Discrepancy().fit(e2, u2, 0 * u2, fold2)
-    # 20x the runs in the same 3 folds barely changes the fold-level uncertainty
-    assert many_runs.predict(2.0, 0.0, new_run=False)["sd"] == pytest.approx(
-        few.predict(2.0, 0.0, new_run=False)["sd"], rel=0.15)
+    # 20x the runs in the same 3 folds adds no evidence
+    assert many_runs.predict(2.0, 0.0)["sd"] == pytest.approx(few.predict(2.0, 0.0)["sd"],
+                                                              rel=1e-9)
+    many_folds = Discrepancy().fit(e2, u2, 0 * u2, np.arange(e2.size))
+    assert many_folds.predict(2.0, 0.0)["sd"] < 0.8 * few.predict(2.0, 0.0)["sd"]
 
 
 def test_discrepancy_with_no_folds_is_the_prior_and_is_not_overconfident():
@@ -271,8 +273,9 @@ def test_cli_writes_table_and_json(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         code = main(["--quiet", "backtest", str(path), "--law", "nested", "--folds",
-                     "largest-size", "-o", str(out)])
+                     "largest-size", "-o", str(out), "--figure", str(tmp_path / "bt.png")])
     assert code == 0
+    assert (tmp_path / "bt.png").read_bytes()[:4] == b"\x89PNG"
     text = capsys.readouterr().out
     assert text.splitlines()[1].split()[:3] == ["nested", "largest-size", "9"]
     assert BacktestResult.from_dict(json.loads(out.read_text())).table.iloc[0]["n"] == 9

@@ -11,25 +11,23 @@ of one run's observed loss, ``e = log(L_obs / L_pred)``, is modelled as
 
 .. math::
 
-    e_{fi} = \\delta_f + \\varepsilon_{fi}, \\qquad
-    \\delta_f \\sim N(b\\,u_f,\\; s_0^2 + s_1^2 u_f^2), \\qquad
-    \\varepsilon_{fi} \\sim N(0, \\sigma_w^2)
+    e_{fi} \\sim N\\left(b\\,u_{fi},\\; s_0^2 + s_1^2 u_{fi}^2\\right)
 
-for target ``i`` of backtest fold ``f``: a *fold-level* discrepancy ``delta_f`` shared by all
-targets of a fold (their errors are strongly correlated: one fit produced them all), whose
-mean grows linearly and whose spread grows with the distance, plus run-level scatter
-``sigma_w``.  The fold, not the run, is the unit of evidence: ``b, s0, s1`` are inferred from
-the fold means ``ebar_f ~ N(b ubar_f, s0^2 + s1^2 ubar_f^2 + sigma_w^2 / n_f)``, and
-``sigma_w^2`` is the pooled within-fold variance (``sum (e - ebar_f)^2 / sum (n_f - 1)``).
+for target ``i`` of backtest fold ``f``: a bias that grows linearly with the distance and a
+spread that grows with it.  The targets of one fold come from one fit and their errors are
+strongly correlated, so the fold, not the run, is the unit of evidence: each target's
+log-likelihood is weighted by ``1 / n_f`` (a composite likelihood in which every fold counts
+once -- exact when a fold's errors are identical, conservative when they are independent).
+The spread is that of one observed run around the prediction: it includes run-to-run noise.
 
 Few folds must not make it over-confident, so ``b, s0, s1`` get weakly-informative priors in
 relative-error units -- ``b ~ N(0, prior_b^2)``, ``s0 ~ HalfNormal(prior_s0)``,
 ``s1 ~ HalfNormal(prior_s1)`` (defaults 0.05, 0.02, 0.05: a few per cent per unit of log
 distance, the typical extrapolation errors of the scaling-law literature) -- and are
-integrated out: ``b`` analytically (conjugate given ``s0, s1``), ``(s0, s1)`` on a log grid.
-The predictive distribution of ``e`` for a new run at distance ``u`` is that posterior
-mixture, summarised by its mean (``bias``) and standard deviation (``sd``); the interval is
-``L_pred exp(bias ± z sd)``.  With no folds it is the prior; each fold shrinks it.
+integrated out: ``b`` analytically (conjugate given ``s0, s1``), ``(s0, s1)`` on an 81 x 81
+log grid.  The predictive distribution of ``e`` at distance ``u`` is that posterior mixture,
+summarised by its mean (``bias``) and standard deviation (``sd``, moment-matched); the
+interval is ``L_pred exp(bias ± z sd)``.  With no folds it is the prior; each fold shrinks it.
 """
 
 from __future__ import annotations
@@ -62,15 +60,16 @@ class Discrepancy:
     Parameters
     ----------
     prior_b : sd of the normal prior on the bias slope ``b`` (per unit of ``u``).
-    prior_s0 : scale of the half-normal prior on ``s0`` (fold-level sd at ``u = 0``).
+    prior_s0 : scale of the half-normal prior on ``s0`` (sd at ``u = 0``).
     prior_s1 : scale of the half-normal prior on ``s1`` (growth of the sd per unit of ``u``).
 
     Attributes (after ``fit``)
     --------------------------
     n_folds_, n_targets_ : units of evidence and targets used.
-    sigma_within_ : pooled within-fold sd ``sigma_w`` (0 when no fold has two targets).
     b_, s0_, s1_ : posterior means of ``b``, ``s0``, ``s1``.
-    fold_means_, fold_distances_, fold_sizes_ : the fold-level data.
+    sigma_within_ : pooled within-fold sd of the errors (a diagnostic: how much of the error
+        is run-to-run scatter rather than shared by a fold; 0 when no fold has two targets).
+    errors_, distances_, units_ : the data fitted.
     """
 
     def __init__(self, *, prior_b: float = 0.05, prior_s0: float = 0.02,
@@ -94,34 +93,33 @@ class Discrepancy:
         """
         e = np.asarray(log_ratio, float).ravel()
         u = distance(dN, dD).ravel()
-        unit = np.asarray(unit).ravel()
+        unit = np.asarray(unit).astype(str).ravel()
         if not (e.size == u.size == unit.size):
             raise MixlawsError("Discrepancy.fit: log_ratio, dN, dD and unit must have one entry "
                                "per target")
         if not (np.all(np.isfinite(e)) and np.all(np.isfinite(u))):
             raise MixlawsError("Discrepancy.fit: errors and distances must be finite")
-        labels, inv = np.unique(unit.astype(str), return_inverse=True)
-        n = np.bincount(inv, minlength=labels.size).astype(float)
-        ebar = np.bincount(inv, e, labels.size) / np.maximum(n, 1)
-        ubar = np.bincount(inv, u, labels.size) / np.maximum(n, 1)
-        ss = float(np.sum((e - ebar[inv]) ** 2))
-        df = float(np.sum(n - 1))
-        self.sigma_within_ = float(np.sqrt(ss / df)) if df > 0 else 0.0
-        self.fold_means_, self.fold_distances_, self.fold_sizes_ = ebar, ubar, n.astype(int)
-        self.n_folds_, self.n_targets_ = int(labels.size), int(e.size)
+        self.errors_, self.distances_, self.units_ = e, u, unit
         self._posterior()
         return self
 
     def _posterior(self) -> None:
+        e, u = self.errors_, self.distances_
+        labels, inv = np.unique(self.units_, return_inverse=True)
+        n = np.bincount(inv, minlength=labels.size).astype(float)
+        a = 1.0 / n[inv] if e.size else np.zeros(0)
+        ebar = np.bincount(inv, e, labels.size) / np.maximum(n, 1)
+        df = float(np.sum(n - 1))
+        self.sigma_within_ = (float(np.sqrt(np.sum((e - ebar[inv]) ** 2) / df)) if df > 0
+                              else 0.0)
+        self.n_folds_, self.n_targets_ = int(labels.size), int(e.size)
         s0, s1 = np.meshgrid(_GRID, _GRID, indexing="ij")
         s0, s1 = s0.ravel(), s1.ravel()
-        ebar, ubar, n = self.fold_means_, self.fold_distances_, self.fold_sizes_.astype(float)
-        v = (s0[:, None] ** 2 + s1[:, None] ** 2 * ubar[None, :] ** 2
-             + self.sigma_within_**2 / np.maximum(n, 1)[None, :])
+        v = s0[:, None] ** 2 + s1[:, None] ** 2 * u[None, :] ** 2
         tau2 = self.prior_b**2
-        P = 1.0 / tau2 + np.sum(ubar**2 / v, axis=1)
-        m = np.sum(ubar * ebar / v, axis=1) / P
-        loglik = -0.5 * (np.sum(np.log(2 * np.pi * v) + ebar**2 / v, axis=1) - m**2 * P
+        P = 1.0 / tau2 + np.sum(a * u**2 / v, axis=1)
+        m = np.sum(a * u * e / v, axis=1) / P
+        loglik = -0.5 * (np.sum(a * (np.log(2 * np.pi * v) + e**2 / v), axis=1) - m**2 * P
                          + np.log(tau2 * P))
         # half-normal priors on s0, s1; the grid is uniform in log s (Jacobian s)
         logprior = (-0.5 * (s0 / self.prior_s0) ** 2 + np.log(s0)
@@ -138,12 +136,11 @@ class Discrepancy:
             raise MixlawsError("this Discrepancy is not fitted yet: call fit(...) or from_dict")
 
     # -- prediction ---------------------------------------------------------------------------
-    def predict(self, dN: Any, dD: Any, *, new_run: bool = True) -> dict[str, np.ndarray]:
+    def predict(self, dN: Any, dD: Any) -> dict[str, np.ndarray]:
         """Predictive ``bias`` (mean of ``log(L_obs / L_pred)``) and ``sd`` at ``(dN, dD)``.
 
-        ``new_run`` adds the run-level scatter ``sigma_w`` (the error of one observed run);
-        without it, the sd is that of the fold-level discrepancy of the mean law.
-        Returns ``{"bias", "sd", "u"}`` arrays broadcast over the inputs.
+        The sd is that of one observed run (it includes run-to-run noise; add no new-run
+        noise on top).  Returns ``{"bias", "sd", "u"}`` arrays broadcast over the inputs.
         """
         self._check_fitted()
         u = distance(dN, dD)
@@ -154,16 +151,16 @@ class Discrepancy:
                  + V[:, None] * flat[None, :] ** 2)
         bias = w @ mean_g
         second = w @ (var_g + mean_g**2)
-        var = np.maximum(second - bias**2, 0.0) + (self.sigma_within_**2 if new_run else 0.0)
+        var = np.maximum(second - bias**2, 0.0)
         shape = np.shape(u)
         return {"bias": bias.reshape(shape), "sd": np.sqrt(var).reshape(shape), "u": u}
 
-    def interval(self, loss: Any, dN: Any, dD: Any, level: float = 0.9,
-                 new_run: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def interval(self, loss: Any, dN: Any, dD: Any,
+                 level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
         """Interval ``loss exp(bias ± z sd)`` around predicted losses at ``(dN, dD)``."""
         if not 0.0 < level < 1.0:
             raise MixlawsError(f"interval level must be in (0, 1), not {level}")
-        p = self.predict(dN, dD, new_run=new_run)
+        p = self.predict(dN, dD)
         z = norm.ppf(0.5 + level / 2)
         loss = np.asarray(loss, float)
         return loss * np.exp(p["bias"] - z * p["sd"]), loss * np.exp(p["bias"] + z * p["sd"])
@@ -179,10 +176,8 @@ class Discrepancy:
         """JSON-ready dict; :meth:`from_dict` rebuilds an identical model."""
         self._check_fitted()
         return {"kind": _KIND, "version": _VERSION, "settings": self.get_params(),
-                "sigma_within": self.sigma_within_, "fold_means": self.fold_means_.tolist(),
-                "fold_distances": self.fold_distances_.tolist(),
-                "fold_sizes": self.fold_sizes_.tolist(), "n_targets": self.n_targets_,
-                "b": self.b_, "s0": self.s0_, "s1": self.s1_}
+                "errors": self.errors_.tolist(), "distances": self.distances_.tolist(),
+                "units": self.units_.tolist(), "b": self.b_, "s0": self.s0_, "s1": self.s1_}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Discrepancy":
@@ -190,12 +185,13 @@ class Discrepancy:
         if not isinstance(d, Mapping) or d.get("kind") != _KIND or d.get("version") != _VERSION:
             raise ArtifactError(f"not a {_KIND} version {_VERSION} dict; pass the output of "
                                 "Discrepancy.to_dict()")
-        out = cls(**d["settings"])
-        out.sigma_within_ = float(d["sigma_within"])
-        out.fold_means_ = np.asarray(d["fold_means"], float)
-        out.fold_distances_ = np.asarray(d["fold_distances"], float)
-        out.fold_sizes_ = np.asarray(d["fold_sizes"], int)
-        out.n_folds_, out.n_targets_ = int(out.fold_means_.size), int(d["n_targets"])
+        try:
+            out = cls(**d["settings"])
+            out.errors_ = np.asarray(d["errors"], float)
+            out.distances_ = np.asarray(d["distances"], float)
+            out.units_ = np.asarray(d["units"], dtype=str)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{_KIND} dict is incomplete or corrupt: {exc}") from exc
         out._posterior()
         return out
 

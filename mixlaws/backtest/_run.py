@@ -83,6 +83,7 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
     with progress("backtest", total=len(families) * len(fold_list)) as bar:
         for name in families:
             full: Any = None
+            reusable = hasattr(get_family(name).estimator, "without_runs")
             for fold in fold_list:
                 row = {"family": name, "fold": fold.name, "part": fold.part, "status": "ok",
                        "reason": None, "seconds": 0.0, "n_warnings": 0, "warning": None}
@@ -94,16 +95,14 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
                 t0 = time.perf_counter()
                 caught: list[str] = []
                 try:
-                    if fold.name == "mixtures" and reuse_step:
+                    if fold.name == "mixtures" and reuse_step and reusable:
                         if full is None:
                             full, caught = fit_family(name, runs, est_settings)
-                            if hasattr(full, "without_runs") and \
-                                    getattr(full, "tie_beta", None) == "all":
+                            if getattr(full, "tie_beta", None) == "all":
                                 notes.append(f"{name}: mixture folds reuse the step laws fitted on "
                                              f"the full table; its shared step exponent includes "
                                              f"the held-out runs' checkpoints")
-                        est = (full.without_runs(fold.held_out) if hasattr(full, "without_runs")
-                               else fit_family(name, fold.train, est_settings)[0])
+                        est = full.without_runs(fold.held_out)
                     else:
                         est, caught = fit_family(name, fold.train, est_settings)
                     with warnings.catch_warnings(record=True) as more:

@@ -5,7 +5,7 @@ removes it (:func:`make_folds`: largest size out, late checkpoints out, both, mi
 out), scores every law family on what was removed (:func:`extrapolation_distance` says how
 far each held-out target lies from the fitted data) and returns a :class:`BacktestResult`,
 whose :meth:`~BacktestResult.discrepancy` is a :class:`Discrepancy`: a stated model of the
-family's error ``log(L_obs / L_pred) ~ N(b u, s0^2 + s1^2 u^2 + sigma_w^2)`` as a function
+family's error ``log(L_obs / L_pred) ~ N(b u, s0^2 + s1^2 u^2)`` as a function
 of the distance ``u``, which carries the errors measured at small distances to the target's.
 """
 from __future__ import annotations

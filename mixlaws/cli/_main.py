@@ -275,7 +275,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # -- parser ---------------------------------------------------------------------------------------
 
-def _add_fit_options(p: argparse.ArgumentParser) -> None:
+def _add_fit_options(p: argparse.ArgumentParser, *, law: bool = True) -> None:
     p.add_argument("runs", help="runs table (CSV or Parquet) in the canonical wide layout")
     agg = p.add_mutually_exclusive_group()
     agg.add_argument("--val-weights", metavar="W.json",
@@ -284,7 +284,8 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
                      help="implicit aggregation of the mean validation loss over K latent domains")
     p.add_argument("--renormalize", action="store_true",
                    help="rescale mixtures whose proportions do not sum to 1 (instead of an error)")
-    add_law_option(p)
+    if law:
+        add_law_option(p)
     p.add_argument("--tie-beta", choices=["run", "all", "none"], default=None,
                    help="share the step exponent across a run's domains (default), across "
                         "all runs, or not at all")
@@ -393,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--png", action="store_true", help="also save the figures as PNG files")
     p.add_argument("-o", "--output", default="report.html", help="HTML file (default report.html)")
     p.set_defaults(func=cmd_report)
+    from ._backtest import add_backtest_parser; add_backtest_parser(sub)  # noqa: E702
     return parser
 
 

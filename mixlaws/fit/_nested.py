@@ -22,6 +22,8 @@ one checkpoint per run, e.g. RegMix) fit the mixing law at their own scale only.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -303,6 +305,42 @@ class NestedMixingLaw(Estimator):
         from ._artifact import load_model
 
         return load_model(path)
+
+    def without_runs(self, run_ids: Sequence[str]) -> "NestedMixingLaw":
+        """A fitted copy that forgets the runs ``run_ids`` (their step laws and losses).
+
+        Used by backtests that hold out whole runs (e.g. mixtures) to skip refitting the
+        step stage.  With ``tie_beta`` ``"run"`` or ``"none"`` each run's step law depends
+        only on its own checkpoints, so the copy predicts as a refit without those runs
+        would (up to the optimiser's tolerance); with ``"all"`` the shared exponent still
+        carries the forgotten runs' checkpoints.  ``step_`` keeps the full fit's
+        diagnostics (``rmse``, ...); only its per-run arrays are subset.
+        """
+        self._check_fitted()
+        drop = set(map(str, run_ids))
+        unknown = sorted(drop - set(self.runs_["run"]))
+        if unknown:
+            raise MixlawsError(f"without_runs: {len(unknown)} run(s) are not in the fit "
+                               f"(e.g. {unknown[0]!r})", runs=unknown)
+        keep = np.array([r not in drop for r in self.runs_["run"]])
+        if not keep.any():
+            raise InsufficientDataError("without_runs: no run would be left", needed=1, found=0)
+        out = copy.copy(self)
+        out.runs_ = {k: ([v[i] for i in np.flatnonzero(keep)] if isinstance(v, list) else v[keep])
+                     for k, v in self.runs_.items()}
+        new_index = np.cumsum(keep) - 1
+        kept_step = keep[self.step_runs_]
+        out.step_runs_ = new_index[self.step_runs_[kept_step]]
+        if self.step_ is not None:
+            step = self.step_
+            out.step_ = None if not kept_step.any() else dataclasses.replace(
+                step, labels=tuple(np.asarray(step.labels, object)[kept_step].tolist()),
+                params={k: v[kept_step] for k, v in step.params.items()},
+                stderr={k: v[kept_step] for k, v in step.stderr.items()},
+                converged=step.converged[kept_step], at_bound=step.at_bound[kept_step])
+        out.notes_ = self.notes_ + (f"{len(drop)} run(s) forgotten after the fit",)
+        out._targets = {}
+        return out
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "step_runs_"):

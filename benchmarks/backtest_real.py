@@ -1,0 +1,92 @@
+"""Backtests of every law family on Ye et al. (2024)'s public sweeps (../shared/data/ye2024).
+
+Tables: ``redpajama_runs.csv`` (7 sources; 70M/160M/305M/410M = 18.9M-302.3M non-embedding
+parameters; most runs end at 30k steps, two reach 100k; run 70M-999's mixture sums to 1.0199,
+hence ``renormalize``) and ``5mix_runs.csv`` (5 source groups; eight 70M/160M runs reach
+90k-100k steps; the 5 checkpoint rows of run 70M-3 that lack a loss are dropped, and said so).
+Aggregate: Pile validation weights (``pile_valid_weights.json``).  Folds:
+
+(a) ``largest-size``: fit 70M-305M, predict every 410M run at its last checkpoint (30k);
+(b) ``long-runs``: the runs reaching 90-100k steps are cut at the table's median end (30k)
+    and, with every other run whole, fitted; predicted at their end;
+and 5 leave-mixtures-out folds (interpolation; evidence for the discrepancy at u = 0).
+
+Per family and fold: mean/max |rel err|, bias, the mean distances, and the coverage of the
+90 % discrepancy interval fitted on every *other* fold (leave-one-fold-out).  Last, each
+family's discrepancy prediction at the real target (1B = 805.7M params, 100k steps).
+
+Run:  python benchmarks/backtest_real.py [--data DIR] [--tables redpajama,5mix]
+          [--families nested,nested-tied,joint] [--folds largest-size,long-runs,mixtures]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from mixlaws.backtest import backtest, extrapolation_distance
+from mixlaws.runs import validate_runs
+from _data import DATA  # benchmarks/ is on sys.path
+
+TABLES = {"redpajama": "redpajama_runs.csv", "5mix": "5mix_runs.csv"}
+TARGET = (805.7e6, 100_000 * 2**20)  # 1B non-embedding params, 100k steps of 2^20 tokens
+
+
+def load(data: str, name: str):
+    frame = pd.read_csv(os.path.join(data, TABLES[name]))
+    losses = [c for c in frame.columns if c.startswith("loss:")]
+    gaps = frame[losses].isna().any(axis=1)
+    if gaps.any():
+        print(f"  note: {name}: dropped {int(gaps.sum())} checkpoint row(s) lacking a loss "
+              f"(runs {', '.join(sorted(set(frame.loc[gaps, 'run'])))})")
+    return validate_runs(frame[~gaps].reset_index(drop=True), path=TABLES[name], renormalize=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=DATA, help="directory of the ye2024 tables")
+    ap.add_argument("--tables", default="redpajama,5mix")
+    ap.add_argument("--families", default="nested,nested-tied,joint")
+    ap.add_argument("--folds", default="largest-size,long-runs,mixtures")
+    args = ap.parse_args()
+    weights_path = os.path.join(args.data, "pile_valid_weights.json")
+    if not os.path.exists(weights_path):
+        print(f"skipped: {weights_path} not found (pass --data DIR)")
+        return 0
+    warnings.simplefilter("ignore")
+    with open(weights_path) as f:
+        weights = json.load(f)
+    families = [x for x in args.families.split(",") if x]
+    folds = [x for x in args.folds.split(",") if x]
+    for name in [x for x in args.tables.split(",") if x]:
+        if not os.path.exists(os.path.join(args.data, TABLES[name])):
+            print(f"skipped {name}: not found in {args.data}")
+            continue
+        runs = load(args.data, name)
+        t0 = time.perf_counter()
+        res = backtest(runs, families, folds, settings={"val_weights": weights})
+        dt = time.perf_counter() - t0
+        print(f"\n[{name}] {len(runs.runs())} runs; folds {', '.join(folds)}; {dt:.0f} s")
+        print(res.summary())
+        dN, dD = extrapolation_distance(runs, *TARGET)
+        print(f"  real target 1B / 100k steps: dN = {dN[0]:.2f}, dD = {dD[0]:.2f}")
+        for fam in families:
+            p = res.discrepancy(fam).predict(dN, dD)
+            print(f"  {fam:<12} discrepancy at the target: bias {100 * p['bias'][0]:+.2f} % "
+                  f"(log obs/pred), sd {100 * p['sd'][0]:.2f} %  -> 90 % interval "
+                  f"x[{np.exp(p['bias'][0] - 1.645 * p['sd'][0]):.4f}, "
+                  f"{np.exp(p['bias'][0] + 1.645 * p['sd'][0]):.4f}] of the prediction")
+        seconds = res.status.groupby("family")["seconds"].sum()
+        print("  seconds per family:", ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Backtests on the user's own sweep and the discrepancy model they calibrate.
+
+:func:`backtest` removes information from a runs table the way the real extrapolation
+removes it (:func:`make_folds`: largest size out, late checkpoints out, both, mixtures
+out), scores every law family on what was removed (:func:`extrapolation_distance` says how
+far each held-out target lies from the fitted data) and returns a :class:`BacktestResult`,
+whose :meth:`~BacktestResult.discrepancy` is a :class:`Discrepancy`: a stated model of the
+family's error ``log(L_obs / L_pred) ~ N(b u, s0^2 + s1^2 u^2)`` as a function
+of the distance ``u``, which carries the errors measured at small distances to the target's.
+"""
+
+from __future__ import annotations
+
+from ._folds import *  # noqa: F401,F403
+from ._score import *  # noqa: F401,F403
+from ._discrepancy import *  # noqa: F401,F403
+from ._result import *  # noqa: F401,F403
+from ._run import *  # noqa: F401,F403
+from . import _folds, _score, _discrepancy, _result, _run
+
+__all__ = [
+    *_folds.__all__,
+    *_score.__all__,
+    *_discrepancy.__all__,
+    *_result.__all__,
+    *_run.__all__,
+]

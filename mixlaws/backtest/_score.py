@@ -1,0 +1,94 @@
+"""Scoring law families on backtest folds: per-target predictions, errors and distances.
+
+For every family (a name of :data:`mixlaws.fit.FAMILIES`) and fold, the estimator
+``make_estimator(family, **settings)`` is fitted on the fold's training table and predicts
+every target; per target we record
+
+* ``observed``, ``predicted``: aggregate losses (the estimator's ``weights_``; the plain mean
+  of the domains with implicit aggregation);
+* ``rel_error = predicted / observed - 1`` and ``log_ratio = log(observed / predicted)``
+  (the quantity the discrepancy model describes);
+* the extrapolation distances of :func:`extrapolation_distance`, ``dN`` and ``dD``.
+
+Per (family, fold) the table row holds ``n``, the mean and max ``|rel_error|``, the bias (mean
+signed ``rel_error``) and the RMSE of ``log_ratio``.  A family that raises a
+:class:`~mixlaws.errors.MixlawsError` on a fold gets a row with the reason instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MixlawsError
+from ..fit import make_estimator
+from ..runs import RunsTable
+from ._folds import Fold
+
+__all__ = ["extrapolation_distance", "score_fold", "PREDICTION_COLUMNS"]
+
+PREDICTION_COLUMNS = ("family", "fold", "part", "run", "params", "tokens", "observed",
+                      "predicted", "rel_error", "log_ratio", "dN", "dD")
+"""Columns of the long predictions table, in order."""
+
+
+def extrapolation_distance(train: RunsTable, params: Any, tokens: Any) -> tuple[np.ndarray,
+                                                                                  np.ndarray]:
+    """Distances in natural-log units of targets ``(params, tokens)`` from a training table.
+
+    .. math::
+
+        dN = \\log(N / N_{max}), \\qquad dD = \\log(D / D_{ref}(N))
+
+    where ``N_max`` is the largest fitted model size and ``D_ref(N)`` the largest fitted
+    tokens among the runs at the fitted size nearest to ``N`` in ``log N`` (for a target
+    larger than every fitted size: the largest fitted size, where the nested pipeline's
+    step laws are extrapolated).  Positive values are extrapolation, negative interpolation.
+    """
+    df = train.data
+    N = np.atleast_1d(np.asarray(params, float))
+    D = np.atleast_1d(np.asarray(tokens, float))
+    sizes = np.unique(df["params"].to_numpy(float))
+    dmax = df.groupby("params")["tokens"].max().reindex(sizes).to_numpy(float)
+    nearest = np.argmin(np.abs(np.log(N)[:, None] - np.log(sizes)[None, :])
+                        - 1e-12 * np.arange(sizes.size)[None, :], axis=1)
+    return np.log(N / sizes[-1]), np.log(D / dmax[nearest])
+
+
+def _aggregate(estimator: Any, losses: np.ndarray) -> np.ndarray:
+    w = getattr(estimator, "weights_", None)
+    return losses.mean(1) if w is None else losses @ np.asarray(w, float)
+
+
+def score_fold(family: str, fold: Fold, estimator: Any) -> pd.DataFrame:
+    """Predictions of a *fitted* ``estimator`` for the targets of ``fold`` (long table rows)."""
+    t = fold.targets
+    train = fold.train
+    assert train is not None
+    mix_cols = train.mix_columns
+    loss_cols = train.loss_columns
+    rows = []
+    for (N, D), g in t.groupby(["params", "tokens"], sort=True):
+        pred = estimator.predict(g[mix_cols].to_numpy(float), float(N), float(D))
+        obs = _aggregate(estimator, g[loss_cols].to_numpy(float))
+        p = np.asarray(pred["loss"], float)
+        if not np.all(np.isfinite(p) & (p > 0)):
+            raise MixlawsError(f"{family} predicts a non-finite or non-positive loss at "
+                               f"params={N:.6g}, tokens={D:.6g}")
+        dN, dD = extrapolation_distance(train, np.full(len(g), N), np.full(len(g), D))
+        rows.append(pd.DataFrame({
+            "family": family, "fold": fold.name, "part": fold.part, "run": g["run"].to_numpy(),
+            "params": float(N), "tokens": float(D), "observed": obs, "predicted": p,
+            "rel_error": p / obs - 1.0, "log_ratio": np.log(obs / p), "dN": dN, "dD": dD}))
+    return pd.concat(rows, ignore_index=True)[list(PREDICTION_COLUMNS)]
+
+
+def fit_family(family: str, train: RunsTable, settings: Mapping[str, Any]) -> tuple[Any, list[str]]:
+    """Fit ``make_estimator(family, **settings)`` on ``train``; return it and its warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = make_estimator(family, **dict(settings)).fit(train)
+    return est, [str(w.message) for w in caught]

@@ -1,0 +1,295 @@
+"""Backtests on simulated sweeps: folds remove what they claim, in-family sweeps backtest with
+~0 error, the discrepancy model grows with distance when errors do, exact JSON round trip,
+determinism, CLI errors; the real-data check skips without ../shared/data."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixlaws.backtest import (BacktestResult, Discrepancy, backtest, both_fold,
+                              extrapolation_distance, largest_size_fold, long_runs_fold,
+                              make_folds, mixture_folds, truncate_fold)
+from mixlaws.cli import main
+from mixlaws.errors import ArtifactError, MixlawsError
+from mixlaws.fit import make_estimator
+from mixlaws.runs import validate_runs
+from mixlaws.simulate import anneal_sweep, random_truth, simulate_sweep
+
+from conftest import shared
+
+SOURCES = ("web", "code", "books")
+DOMAINS = ("web", "code")
+CKPTS = [0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+def _sweep(noise: float = 0.0, sizes=(2e7, 5e7, 1e8, 2e8), n_mixtures: int = 9, seed: int = 0):
+    truth = random_truth(SOURCES, DOMAINS, seed=seed, noise=noise, run_noise=noise)
+    return simulate_sweep(truth, n_mixtures=n_mixtures, sizes=list(sizes), tokens_per_param=20.0,
+                          checkpoints=CKPTS, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return validate_runs(_sweep())
+
+
+@pytest.fixture(scope="module")
+def result(runs):
+    return backtest(runs, ["nested"], ["largest-size", "mixtures"], n_mixture_folds=3)
+
+
+def _pairs(df: pd.DataFrame) -> set:
+    return set(zip(df["run"], df["tokens"]))
+
+
+# -- folds ---------------------------------------------------------------------------------------
+
+def test_largest_size_fold_drops_every_row_of_the_largest_size(runs):
+    fold = largest_size_fold(runs)
+    assert fold.train.data["params"].max() < runs.data["params"].max()
+    assert set(fold.targets["params"]) == {runs.data["params"].max()}
+    assert not (_pairs(fold.targets) & _pairs(fold.train.data))
+    ends = runs.data.groupby("run")["tokens"].max()
+    assert all(ends[r] == t for r, t in zip(fold.targets["run"], fold.targets["tokens"]))
+
+
+def test_largest_size_fold_needs_three_sizes():
+    fold = largest_size_fold(validate_runs(_sweep(sizes=(2e7, 5e7))))
+    assert fold.train is None and "3 model sizes" in fold.skipped
+
+
+@pytest.mark.parametrize("f", [0.6, 0.8])
+def test_truncate_keeps_only_checkpoints_up_to_f_of_each_run(runs, f):
+    fold = truncate_fold(runs, f)
+    ends = runs.data.groupby("run")["tokens"].max()
+    kept = fold.train.data
+    assert (kept["tokens"].to_numpy() <= f * ends[kept["run"]].to_numpy() * (1 + 1e-9)).all()
+    # nothing that passes the cut is lost (runs keep >= 3 checkpoints here)
+    expect = runs.data[runs.data["tokens"].to_numpy()
+                       <= f * ends[runs.data["run"]].to_numpy() * (1 + 1e-9)]
+    assert len(kept) == len(expect)
+    assert not (_pairs(fold.targets) & _pairs(kept))
+    assert len(fold.targets) == len(ends)
+
+
+def test_truncate_drops_runs_too_short_after_warmup(runs):
+    fold = truncate_fold(runs, 0.3)  # keeps only the 20 % checkpoint: 1 < 3 checkpoints
+    assert fold.train is None and "truncation" in fold.skipped
+
+
+def test_long_runs_cut_at_the_median_end():
+    df = _sweep()
+    short_runs = df["run"].str.startswith("20M")
+    df = df[~short_runs | (df["tokens"] <= 0.6 * df["tokens"].max())]
+    ends = df.groupby("run")["tokens"].max()
+    median = float(np.median(ends))
+    fold = long_runs_fold(validate_runs(df))
+    assert set(fold.targets["run"]) == set(ends[ends > median].index)
+    assert fold.train.data["tokens"].max() <= median
+    untouched = ends[ends <= median].index
+    assert (fold.train.data["run"].isin(untouched).sum()
+            == df["run"].isin(untouched).sum())
+
+
+def test_both_holds_out_the_largest_size_and_truncates_the_rest(runs):
+    fold = both_fold(runs, 0.6)
+    big = runs.data["params"].max()
+    assert big not in set(fold.train.data["params"])
+    assert set(fold.targets["params"]) == {big}
+    ends = runs.data.groupby("run")["tokens"].max()
+    kept = fold.train.data
+    assert (kept["tokens"].to_numpy() <= 0.6 * ends[kept["run"]].to_numpy() * (1 + 1e-9)).all()
+
+
+def test_mixture_folds_hold_out_whole_mixtures_once_each(runs):
+    folds = mixture_folds(runs, 3, seed=1)
+    mix_of = runs.data.groupby("run")[runs.mix_columns].first().apply(tuple, axis=1)
+    held = [set(f.held_out) for f in folds]
+    assert set().union(*held) == set(mix_of.index) and sum(map(len, held)) == len(mix_of)
+    for f in folds:
+        assert not set(f.held_out) & set(f.train.data["run"])
+        assert not set(mix_of[list(f.held_out)]) & set(mix_of[list(set(f.train.data["run"]))])
+
+
+def test_unknown_fold_and_bad_fraction_are_errors(runs):
+    with pytest.raises(MixlawsError, match="unknown backtest fold 'late'"):
+        make_folds(runs, ["late"])
+    with pytest.raises(MixlawsError, match=r"in \(0, 1\)"):
+        make_folds(runs, ["truncate"], truncate=1.5)
+
+
+def test_extrapolation_distance_is_relative_to_the_nearest_fitted_size(runs):
+    train = largest_size_fold(runs).train
+    dN, dD = extrapolation_distance(train, [2e8, 5e7, 1e7], [4e9, 1e9, 1e9])
+    assert dN == pytest.approx([np.log(2.0), np.log(0.5), np.log(0.1)])
+    # relative to the longest run at the nearest fitted size: 100M (2e9), 50M (1e9), 20M (4e8)
+    assert dD == pytest.approx([np.log(2.0), 0.0, np.log(2.5)])
+
+
+# -- scoring ---------------------------------------------------------------------------------
+
+def test_noiseless_in_family_sweep_backtests_with_about_zero_error(result):
+    t = result.table.set_index("fold")
+    assert t.loc["largest-size", "n"] == 9 and t.loc["mixtures", "n"] == 36
+    assert (t["max_abs_rel_error"] < 1e-4).all(), t
+    p = result.predictions
+    assert (p["dN"][p["fold"] == "largest-size"] > 0).all()
+    assert list(result.status["status"]) == ["ok"] * 4
+
+
+def test_reused_step_laws_predict_as_a_refit(runs):
+    fold = mixture_folds(runs, 3, seed=0)[1]
+    refit = make_estimator("nested").fit(fold.train)
+    reused = make_estimator("nested").fit(runs).without_runs(fold.held_out)
+    r = fold.targets[runs.mix_columns].to_numpy(float)
+    for N, D in {(float(a), float(b)) for a, b in zip(fold.targets["params"], fold.targets["tokens"])}:
+        np.testing.assert_allclose(reused.predict(r, N, D)["loss"], refit.predict(r, N, D)["loss"],
+                                   rtol=1e-8)
+
+
+def test_a_failing_family_gets_a_row_with_the_reason():
+    df = _sweep(sizes=(2e7, 5e7, 1e8))
+    df = df[df["tokens"] == df.groupby("run")["tokens"].transform("max")]  # one checkpoint a run
+    res = backtest(validate_runs(df), ["joint"], ["largest-size"])
+    row = res.table.iloc[0]
+    assert row["n"] == 0 and "failed" in row["status"] and "joint law needs" in row["status"]
+
+
+def test_backtest_is_deterministic(runs, result):
+    again = backtest(runs, ["nested"], ["largest-size", "mixtures"], n_mixture_folds=3)
+    pd.testing.assert_frame_equal(again.predictions, result.predictions)
+    other = backtest(runs, ["nested"], ["mixtures"], n_mixture_folds=3, seed=5)
+    assert [set(g) for _, g in other.predictions.groupby("part")["run"]] != \
+        [set(g) for _, g in result.predictions[result.predictions["fold"] == "mixtures"]
+         .groupby("part")["run"]]
+
+
+def test_json_round_trip_is_exact(result):
+    d = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    back = BacktestResult.from_dict(d)
+    assert back.to_dict() == result.to_dict()
+    pd.testing.assert_frame_equal(back.predictions, result.predictions)
+    pd.testing.assert_frame_equal(back.table, result.table)
+    assert back.discrepancy("nested").to_dict() == result.discrepancy("nested").to_dict()
+    with pytest.raises(ArtifactError):
+        BacktestResult.from_dict({"kind": "mixlaws.fit"})
+
+
+def test_summary_and_figure(result):
+    text = result.summary()
+    assert "largest-size" in text and "mixtures" in text and "discrepancy nested" in text
+    fig = result.figure(target=(1.0, 1.2))
+    assert len(fig.axes) == 1 and fig.axes[0].get_title() == "nested"
+
+
+# -- discrepancy ------------------------------------------------------------------------------
+
+def _errors(slope_sd: float, n_folds: int = 12, per_fold: int = 10, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    u = np.repeat(np.linspace(0.0, 2.0, n_folds), per_fold)
+    fold = np.repeat(np.arange(n_folds), per_fold)
+    delta = rng.normal(0.0, np.sqrt(0.003**2 + slope_sd**2 * np.linspace(0, 2, n_folds) ** 2))
+    return delta[fold] + rng.normal(0, 0.002, u.size), u, fold
+
+
+def test_discrepancy_sd_grows_with_distance_when_errors_do():
+    e, u, fold = _errors(0.03)
+    d = Discrepancy().fit(e, u, np.zeros_like(u), fold)
+    sd = d.predict([0.0, 1.0, 2.0], [0.0, 0.0, 0.0])["sd"]
+    assert sd[0] < sd[1] < sd[2]
+    assert sd[2] > 2 * sd[0]
+    flat = Discrepancy().fit(*_errors(0.0)[:2], np.zeros(120), _errors(0.0)[2])
+    assert flat.predict(2.0, 0.0)["sd"] < sd[2]
+    assert d.sigma_within_ == pytest.approx(0.002, rel=0.2)
+
+
+def test_discrepancy_counts_folds_not_runs():
+    e, u, fold = _errors(0.02, n_folds=3, per_fold=5)
+    few = Discrepancy().fit(e, u, 0 * u, fold)
+    e2, u2, fold2 = np.repeat(e, 20), np.repeat(u, 20), np.repeat(fold, 20)
+    many_runs = Discrepancy().fit(e2, u2, 0 * u2, fold2)
+    # 20x the runs in the same 3 folds adds no evidence
+    assert many_runs.predict(2.0, 0.0)["sd"] == pytest.approx(few.predict(2.0, 0.0)["sd"],
+                                                              rel=1e-9)
+    many_folds = Discrepancy().fit(e2, u2, 0 * u2, np.arange(e2.size))
+    assert many_folds.predict(2.0, 0.0)["sd"] < 0.8 * few.predict(2.0, 0.0)["sd"]
+
+
+def test_discrepancy_with_no_folds_is_the_prior_and_is_not_overconfident():
+    d = Discrepancy().fit([], [], [], [])
+    assert d.n_folds_ == 0 and d.predict(0.0, 1.0)["sd"] > 0.02
+    one = Discrepancy().fit([0.001, 0.0012], [0.5, 0.5], [0, 0], ["a", "a"])
+    assert one.predict(0.0, 2.0)["sd"] > 0.02   # one fold near 0 cannot promise 0 error at u=2
+
+
+def test_discrepancy_recovers_a_bias_and_round_trips():
+    rng = np.random.default_rng(3)
+    u = np.repeat(np.linspace(0.2, 2.0, 15), 4)
+    fold = np.repeat(np.arange(15), 4)
+    e = -0.02 * u + rng.normal(0, 0.002, u.size)
+    d = Discrepancy().fit(e, u, 0 * u, fold)
+    assert d.predict(1.0, 0.0)["bias"] == pytest.approx(-0.02, abs=0.004)
+    back = Discrepancy.from_dict(json.loads(json.dumps(d.to_dict())))
+    assert back.predict(1.5, 0.3)["sd"] == d.predict(1.5, 0.3)["sd"]
+    lo, hi = d.interval(3.0, 1.0, 0.0, 0.9)
+    assert lo < 3.0 * np.exp(-0.02) < hi
+
+
+def test_schedule_bend_makes_truncated_backtests_biased():
+    df = anneal_sweep(_sweep(), 0.03)
+    assert (df.groupby("run")["loss:web"].last().to_numpy()
+            < _sweep().groupby("run")["loss:web"].last().to_numpy()).all()
+    res = backtest(validate_runs(df), ["nested"], ["truncate"], truncate=0.6)
+    # fitted mostly before the anneal (h(0.6) = 0.43): end predictions too high
+    assert res.table.iloc[0]["bias"] > 0.003
+
+
+# -- CLI -------------------------------------------------------------------------------------
+
+def test_cli_unknown_family_is_exit_2_with_one_line(tmp_path, capsys):
+    path = tmp_path / "runs.csv"
+    _sweep().to_csv(path, index=False)
+    assert main(["backtest", str(path), "--law", "nested,chinchilla"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown law family 'chinchilla'" in err
+
+
+def test_cli_one_size_table_with_largest_size_only_is_exit_2(tmp_path, capsys):
+    path = tmp_path / "runs.csv"
+    _sweep(sizes=(2e7,)).to_csv(path, index=False)
+    assert main(["backtest", str(path), "--law", "nested", "--folds", "largest-size"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no backtest fold" in err and "3 model sizes" in err
+
+
+def test_cli_writes_table_and_json(tmp_path, capsys):
+    path, out = tmp_path / "runs.csv", tmp_path / "bt.json"
+    _sweep().to_csv(path, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code = main(["--quiet", "backtest", str(path), "--law", "nested", "--folds",
+                     "largest-size", "-o", str(out), "--figure", str(tmp_path / "bt.png")])
+    assert code == 0
+    assert (tmp_path / "bt.png").read_bytes()[:4] == b"\x89PNG"
+    text = capsys.readouterr().out
+    assert text.splitlines()[1].split()[:3] == ["nested", "largest-size", "9"]
+    assert BacktestResult.from_dict(json.loads(out.read_text())).table.iloc[0]["n"] == 9
+
+
+# -- real data --------------------------------------------------------------------------------
+
+def test_redpajama_long_runs_fold_cuts_the_100k_runs_at_30k():
+    from mixlaws.runs import read_runs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = read_runs(shared("ye2024", "redpajama_runs.csv"), renormalize=True)
+    fold = long_runs_fold(runs)
+    ends = runs.data.groupby("run")["tokens"].max()
+    assert len(fold.targets) == int((ends > ends.median()).sum()) >= 1
+    assert fold.train.data["tokens"].max() == ends.median()

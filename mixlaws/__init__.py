@@ -29,6 +29,7 @@ from ._version import __version__
 from .errors import (ArtifactError, ChainWarning, ConstraintError, ConvergenceWarning, DataNote,
                      ExtrapolationWarning, FitError, InfeasibleConstraintsError, InsufficientDataError, MixlawsError,
                      MixtureError, NotFittedError, RunsTableError, ScaleError)
+from .backtest import AveragedMixingLaw, BacktestResult, backtest
 from .fit import (FAMILIES, JointMixingLaw, NestedMixingLaw, TargetFit, clone, load_model,
                   make_estimator, save_model)
 from .optimize import MixtureChoice, load_constraints
@@ -38,7 +39,8 @@ from .runs import RunsTable, read_runs, validate_runs
 __all__ = [
     "__version__",
     # estimators, their results and artifacts
-    "NestedMixingLaw", "JointMixingLaw", "TargetFit", "MixtureChoice", "FAMILIES",
+    "NestedMixingLaw", "JointMixingLaw", "AveragedMixingLaw", "TargetFit", "MixtureChoice",
+    "FAMILIES", "backtest", "BacktestResult",
     "make_estimator", "clone", "load_model", "save_model",
     # data and constraints
     "RunsTable", "read_runs", "validate_runs", "load_constraints",

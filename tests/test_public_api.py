@@ -10,7 +10,8 @@ import pytest
 import mixlaws
 
 TOP = {
-    "__version__", "NestedMixingLaw", "JointMixingLaw", "TargetFit", "MixtureChoice", "FAMILIES",
+    "__version__", "NestedMixingLaw", "JointMixingLaw", "AveragedMixingLaw", "backtest",
+    "BacktestResult", "TargetFit", "MixtureChoice", "FAMILIES",
     "make_estimator", "clone", "load_model", "save_model", "RunsTable", "read_runs",
     "validate_runs", "load_constraints", "sample_posterior", "predict_intervals", "PosteriorDraws",
     "MixlawsError", "RunsTableError", "InsufficientDataError", "ScaleError", "ConstraintError",
@@ -19,7 +20,7 @@ TOP = {
 }
 
 SUBPACKAGES = ("runs", "laws", "fit", "posterior", "optimize", "export", "report", "simulate",
-               "cli")
+               "backtest", "cli")
 
 
 def test_top_level_api_is_pinned() -> None:

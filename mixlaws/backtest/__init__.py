@@ -16,7 +16,8 @@ from ._score import *  # noqa: F401,F403
 from ._discrepancy import *  # noqa: F401,F403
 from ._result import *  # noqa: F401,F403
 from ._run import *  # noqa: F401,F403
-from . import _folds, _score, _discrepancy, _result, _run
+from ._averaged import *  # noqa: F401,F403
+from . import _folds, _score, _discrepancy, _result, _run, _averaged
 
 __all__ = [
     *_folds.__all__,
@@ -24,4 +25,13 @@ __all__ = [
     *_discrepancy.__all__,
     *_result.__all__,
     *_run.__all__,
+    *_averaged.__all__,
 ]
+
+# ``--law auto`` is a family like the others (registered here: it is built on the backtests)
+from ..fit import FAMILIES as _FAMILIES, Family as _Family  # noqa: E402
+
+_FAMILIES.setdefault("auto", _Family(
+    "auto", AveragedMixingLaw, {},
+    "the families above averaged by stacking on the sweep's own backtests, with intervals "
+    "that carry each family's backtest error to the target's extrapolation distance"))

@@ -28,7 +28,7 @@ from ..fit import make_estimator
 from ..runs import RunsTable
 from ._folds import Fold
 
-__all__ = ["extrapolation_distance", "score_fold", "PREDICTION_COLUMNS"]
+__all__ = ["extrapolation_distance", "fitted_scales", "scale_distance", "score_fold", "PREDICTION_COLUMNS"]
 
 PREDICTION_COLUMNS = ("family", "fold", "part", "run", "params", "tokens", "observed",
                       "predicted", "rel_error", "log_ratio", "dN", "dD")
@@ -48,11 +48,23 @@ def extrapolation_distance(train: RunsTable, params: Any, tokens: Any) -> tuple[
     larger than every fitted size: the largest fitted size, where the nested pipeline's
     step laws are extrapolated).  Positive values are extrapolation, negative interpolation.
     """
+    return scale_distance(*fitted_scales(train), params, tokens)
+
+
+def fitted_scales(train: RunsTable) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted model sizes (ascending) and the largest fitted tokens at each."""
     df = train.data
-    N = np.atleast_1d(np.asarray(params, float))
-    D = np.atleast_1d(np.asarray(tokens, float))
     sizes = np.unique(df["params"].to_numpy(float))
     dmax = df.groupby("params")["tokens"].max().reindex(sizes).to_numpy(float)
+    return sizes, dmax
+
+
+def scale_distance(sizes: Any, dmax: Any, params: Any, tokens: Any) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """:func:`extrapolation_distance` from :func:`fitted_scales` ``(sizes, dmax)``."""
+    sizes, dmax = np.asarray(sizes, float), np.asarray(dmax, float)
+    N = np.atleast_1d(np.asarray(params, float))
+    D = np.atleast_1d(np.asarray(tokens, float))
     nearest = np.argmin(np.abs(np.log(N)[:, None] - np.log(sizes)[None, :])
                         - 1e-12 * np.arange(sizes.size)[None, :], axis=1)
     return np.log(N / sizes[-1]), np.log(D / dmax[nearest])

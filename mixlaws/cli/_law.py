@@ -85,6 +85,10 @@ def fit_summary(model: Any, target: Any) -> dict[str, Any]:
                 "size_rmse": None if target.size is None else target.size.rmse,
                 "mixing_rmse": target.mixing.rmse,
                 "converged": bool(all(s.converged.all() for s in stages))}
+    if getattr(model, "family", None) == "auto":
+        return {"law": "auto", "weights": dict(model.law_weights_),
+                "members": {f: fit_summary(model.members_[f], t)
+                            for f, t in zip(target.families, target.members)}}
     return {"law": model.family, "rmse": model.fit_.rmse,
             "max_abs_residual": model.fit_.max_abs_residual,
             "converged": bool(model.fit_.converged.all())}

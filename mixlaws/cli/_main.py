@@ -139,7 +139,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         mixtures, labels = read_mixtures(args.mixtures, model.sources_)
     rows = _predictions(model, mixtures, labels, args.params, args.tokens, args.per_domain)
-    if args.level is not None:  # posterior intervals (issue 3)
+    if getattr(model, "family", None) == "auto":    # structural intervals need no sampling
+        at = model.target(args.params, args.tokens)
+        per_law = at.per_law(mixtures)
+        level = 0.9 if args.level is None else args.level
+        lo, hi = at.interval(mixtures, level)
+        mlo, mhi = at.interval(mixtures, level, kind="mean")
+        for i, row in enumerate(rows):
+            row["estimate"] = "stacked"
+            row.update({"level": level, "lower": float(lo[i]), "upper": float(hi[i]),
+                        "mean_interval": [float(mlo[i]), float(mhi[i])]})
+            if args.per_law:
+                row["per_law"] = {f: {"loss": float(v[i]), "weight": model.law_weights_[f]}
+                                  for f, v in per_law.items()}
+    elif args.level is not None:  # posterior intervals of the nested law (`mixlaws sample`)
         from ._uncertainty import interval_rows, load_posterior
 
         require_nested(model, "--level")
@@ -349,7 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--mixtures", metavar="MIX.csv", help="CSV/Parquet with mix:<source> columns")
     p.add_argument("--per-domain", action="store_true", help="add per-domain losses")
     p.add_argument("--level", type=float, metavar="P",
-                   help="add posterior intervals at this level (needs `mixlaws sample` first)")
+                   help="interval level: with --law auto fits, the structural interval (default "
+                        "0.9, always given); else posterior intervals (needs `mixlaws sample`)")
+    p.add_argument("--per-law", action="store_true",
+                   help="with --law auto fits: each family's prediction and weight")
     p.add_argument("-o", "--output", help="output JSON (default: stdout)")
     p.set_defaults(func=cmd_predict)
 

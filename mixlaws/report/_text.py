@@ -78,6 +78,10 @@ def stage_report(s: StageFit, *, sources: tuple[str, ...] = ()) -> str:
 
 def fit_report(model: NestedMixingLaw, target: TargetFit | None = None) -> str:
     """Text report of a fitted model, and of its target-scale stages when given (any family)."""
+    if getattr(model, "family", None) == "auto":
+        from ._averaged_text import averaged_fit_report
+
+        return averaged_fit_report(model, target)
     if not isinstance(model, NestedMixingLaw):
         from ._joint_text import joint_fit_report
 

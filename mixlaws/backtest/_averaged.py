@@ -1,0 +1,382 @@
+r"""``--law auto``: law families averaged by their backtest performance, with honest intervals.
+
+No single law family extrapolates best on every sweep, so :class:`AveragedMixingLaw` fits
+every family of ``families`` on the whole table, backtests them on the same table
+(:func:`~mixlaws.backtest.backtest`) and predicts with their mixture:
+
+**Weights: stacking** (Yao, Vehtari, Simpson & Gelman 2018) of the families' predictive
+densities on the backtest targets.  Target ``i`` (a held-out run of backtest unit ``f``) gets
+from family ``k`` the density of its observed error ``e_ki = log(L_obs / L_pred)`` under the
+family's *leave-that-unit-out* discrepancy model ``N(bias_k(u_i), sd_k(u_i)^2)``; the weights
+maximise :math:`\sum_i c_i \log \sum_k w_k p_{ki}` on the simplex, each unit counting once
+(``c_i = 1 / n_f``, as in the discrepancy's composite likelihood).  Stacking rather than
+pseudo-BMA because every family is misspecified (the M-open case): BMA-type weights pile
+onto the family that is least wrong on average, stacking onto the combination that predicts
+best, which is what a mixture of wrong-in-different-ways laws needs.  ``method="pseudo-bma"``
+(``w_k ∝ exp(sum_i c_i log p_ki)``) is available for comparison.
+
+**Predictive distribution at a target** ``(N*, D*)`` for a mixture ``r`` — a mixture over
+families of log-normals,
+
+.. math::
+
+    \log L \mid k \sim N\big(\log L_k(r) + b_k(u^*),\; s_k(u^*)^2 + (\kappa_k h(r))^2\big),
+
+with ``u*`` the target's extrapolation distance (:func:`~mixlaws.backtest.scale_distance`),
+``b_k, s_k`` the family's discrepancy model fitted on every backtest unit (parameter error,
+structural error and run-to-run noise as the backtests measured them, carried to ``u*`` by
+the stated linear model), ``h(r)`` the mixture's total-variation distance to the hull of the
+fitted mixtures and ``kappa_k`` the extra log-error per unit of ``h`` measured on the
+leave-mixtures-out folds (``max(0, mean e^2 - s_k(0)^2) / mean h^2``; 0 without such folds).
+The spread between families enters through the mixture.  The point prediction is the
+weighted mean ``sum_k w_k L_k(r) e^{b_k(u*)}`` (differentiable: the optimiser uses it);
+``interval(..., kind="new_run")`` is for a newly trained run, ``kind="mean"`` drops the
+distance-zero spread ``s_k(0)`` (run noise and interpolation error) for the law itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+from scipy.stats import norm
+
+from .._version import __version__
+from ..errors import ArtifactError, FitError, MixlawsError
+from ..fit import Estimator, TargetActions, make_estimator, mixture_extrapolation
+from ..runs import WARMUP, as_runs
+from ._discrepancy import Discrepancy
+from ._folds import DEFAULT_FOLDS
+from ._result import BacktestResult
+from ._run import DEFAULT_FAMILIES, backtest
+from ._score import fitted_scales, scale_distance
+
+__all__ = ["AveragedMixingLaw", "AveragedTarget", "stacking_weights"]
+
+_METHODS = ("stacking", "pseudo-bma")
+
+
+def stacking_weights(log_p: np.ndarray, c: np.ndarray, method: str = "stacking",
+                     n_iter: int = 2000, tol: float = 1e-12) -> np.ndarray:
+    """Weights ``(K,)`` on the simplex from log predictive densities ``log_p (n, K)``.
+
+    ``stacking`` maximises ``sum_i c_i log sum_k w_k p_ik`` (concave in ``w``) by its EM
+    fixed point ``w_k <- sum_i c_i r_ik / sum_i c_i`` with responsibilities ``r_ik``;
+    ``pseudo-bma`` is ``w_k ∝ exp(sum_i c_i log p_ik)``.
+    """
+    log_p = np.asarray(log_p, float)
+    c = np.asarray(c, float)
+    K = log_p.shape[1]
+    if method == "pseudo-bma":
+        elpd = c @ log_p
+        w = np.exp(elpd - elpd.max())
+        return w / w.sum()
+    if method != "stacking":
+        raise MixlawsError(f"averaging method must be one of {_METHODS}, not {method!r}")
+    w = np.full(K, 1.0 / K)
+    lp = log_p - log_p.max(1, keepdims=True)
+    p = np.exp(lp)
+    for _ in range(n_iter):
+        mix = p @ w
+        resp = p * w / mix[:, None]
+        new = c @ resp / c.sum()
+        if np.max(np.abs(new - w)) < tol:
+            w = new
+            break
+        w = new
+    return w / w.sum()
+
+
+@dataclass(frozen=True)
+class AveragedTarget(TargetActions):
+    """The model-averaged law at one target scale (see the module docstring).
+
+    Attributes
+    ----------
+    members : each family's target object; law_weights : their stacking weights.
+    bias, sd, noise_sd, kappa : per family, ``b_k(u*)``, ``s_k(u*)``, ``s_k(0)``, ``kappa_k``.
+    u : the target's extrapolation distance.
+    """
+
+    params: float
+    tokens: float
+    families: tuple[str, ...]
+    members: tuple[Any, ...]
+    law_weights: np.ndarray
+    bias: np.ndarray
+    sd: np.ndarray
+    noise_sd: np.ndarray
+    kappa: np.ndarray
+    u: float
+    sources: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    progress: str = "tokens"
+    mixtures: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    model: Any = field(default=None, compare=False, repr=False)
+
+    def _scale(self) -> np.ndarray:
+        return self.law_weights * np.exp(self.bias)
+
+    def domain_losses(self, r: jnp.ndarray) -> jnp.ndarray:
+        """Weighted, bias-corrected per-domain losses ``(..., n_domains)`` (JAX)."""
+        s = self._scale()
+        return sum(float(s[k]) * m.domain_losses(r) for k, m in enumerate(self.members))
+
+    def loss(self, r: jnp.ndarray) -> jnp.ndarray:
+        """Point prediction ``sum_k w_k L_k(r) exp(b_k(u*))`` of the aggregate loss (JAX)."""
+        s = self._scale()
+        return sum(float(s[k]) * m.loss(r) for k, m in enumerate(self.members))
+
+    def per_law(self, mixtures: Any) -> dict[str, np.ndarray]:
+        """Each family's own prediction ``(n,)`` of the aggregate loss (no bias correction)."""
+        from ..runs import as_mixtures
+
+        r = jnp.asarray(as_mixtures(mixtures, self.sources)[0])
+        return {f: np.asarray(m.loss(r)) for f, m in zip(self.families, self.members)}
+
+    def interval(self, mixtures: Any, level: float = 0.9,
+                 kind: str = "new_run") -> tuple[np.ndarray, np.ndarray]:
+        """Central ``level`` interval ``(lower, upper)`` of the loss of each mixture.
+
+        ``kind="new_run"``: the loss a newly trained run will show; ``"mean"``: the law's.
+        """
+        from ..runs import as_mixtures
+
+        if not 0.0 < level < 1.0:
+            raise MixlawsError(f"interval level must be in (0, 1), not {level}")
+        if kind not in ("new_run", "mean"):
+            raise MixlawsError(f"interval kind must be 'new_run' or 'mean', not {kind!r}")
+        r, _ = as_mixtures(mixtures, self.sources)
+        h = np.array([e.hull_distance for e in
+                      mixture_extrapolation(self.mixtures, r, self.sources)])
+        rj = jnp.asarray(r)
+        mu = np.stack([np.log(np.asarray(m.loss(rj))) for m in self.members], 1) + self.bias
+        var = self.sd**2 if kind == "new_run" else np.maximum(self.sd**2 - self.noise_sd**2, 0)
+        sig = np.sqrt(var[None, :] + (self.kappa[None, :] * h[:, None]) ** 2 + 1e-18)
+        lo = _mixture_quantile(mu, sig, self.law_weights, 0.5 - level / 2)
+        hi = _mixture_quantile(mu, sig, self.law_weights, 0.5 + level / 2)
+        return np.exp(lo), np.exp(hi)
+
+
+def _mixture_quantile(mu: np.ndarray, sig: np.ndarray, w: np.ndarray, q: float) -> np.ndarray:
+    """``q``-quantile of each row's normal mixture ``sum_k w_k N(mu_ik, sig_ik^2)`` (bisection)."""
+    a = (mu - 8 * sig).min(1)
+    b = (mu + 8 * sig).max(1)
+    for _ in range(80):
+        m = 0.5 * (a + b)
+        F = (w[None, :] * norm.cdf((m[:, None] - mu) / sig)).sum(1)
+        a, b = np.where(F < q, m, a), np.where(F < q, b, m)
+    return 0.5 * (a + b)
+
+
+class AveragedMixingLaw(Estimator):
+    """Law families averaged by stacking on the sweep's own backtests (``--law auto``).
+
+    Parameters
+    ----------
+    families : names of :data:`mixlaws.fit.FAMILIES` to average.
+    folds, truncate, n_mixture_folds : the backtest (see :func:`~mixlaws.backtest.backtest`).
+    method : ``"stacking"`` (default) or ``"pseudo-bma"``.
+    val_weights, warmup, seed : settings every family receives.
+
+    Attributes (after ``fit``)
+    --------------------------
+    members_ : ``{family: fitted estimator}``; law_weights_ : ``{family: weight}``;
+    backtest_ : the :class:`~mixlaws.backtest.BacktestResult`; discrepancy_ :
+    ``{family: Discrepancy}`` on every unit; kappa_ : mixture-space widening per family;
+    scales_ : fitted sizes and their largest tokens; sources_, domains_, weights_,
+    mixtures_, runs_, progress_, source_path_, notes_ as the nested model.
+
+    Examples
+    --------
+    >>> import mixlaws as ml
+    >>> law = ml.make_estimator("auto", folds=("truncate", "mixtures"))
+    >>> law.get_params()["method"]
+    'stacking'
+    """
+
+    family = "auto"
+
+    def __init__(self, *, families: Sequence[str] = DEFAULT_FAMILIES,
+                 folds: Sequence[str] = DEFAULT_FOLDS, truncate: float = 0.3,
+                 n_mixture_folds: int = 5, method: str = "stacking",
+                 val_weights: Mapping[str, float] | None = None, warmup: float = WARMUP,
+                 seed: int = 0) -> None:
+        self.families = tuple(families)
+        self.folds = tuple(folds)
+        self.truncate = truncate
+        self.n_mixture_folds = n_mixture_folds
+        self.method = method
+        self.val_weights = val_weights
+        self.warmup = warmup
+        self.seed = seed
+
+    def _settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"warmup": float(self.warmup), "seed": int(self.seed)}
+        if self.val_weights is not None:
+            out["val_weights"] = {k: float(v) for k, v in self.val_weights.items()}
+        return out
+
+    def fit(self, runs: Any, *, renormalize: bool = False) -> "AveragedMixingLaw":
+        """Backtest and fit every family, then weigh them; return self."""
+        if self.method not in _METHODS:
+            raise MixlawsError(f"averaging method must be one of {_METHODS}, not {self.method!r}")
+        runs = as_runs(runs, renormalize=renormalize)
+        settings = self._settings()
+        result = backtest(runs, self.families, self.folds, truncate=self.truncate,
+                          n_mixture_folds=self.n_mixture_folds, seed=self.seed,
+                          settings=settings)
+        members, notes = {}, list(result.notes)
+        for name in self.families:
+            try:
+                members[name] = make_estimator(name, **settings).fit(runs)
+            except MixlawsError as exc:
+                notes.append(f"law family {name} left out: {exc}")
+        if not members:
+            raise FitError(f"{runs.path}: no law family could be fitted ({'; '.join(notes)})")
+        self.backtest_ = result
+        self._finish(members, runs, notes)
+        return self
+
+    def _finish(self, members: dict[str, Any], runs: Any, notes: list[str]) -> None:
+        first = next(iter(members.values()))
+        self.members_ = members
+        for attr in ("sources_", "domains_", "weights_", "mixtures_", "mixture_labels_",
+                     "runs_", "progress_", "source_path_"):
+            setattr(self, attr, getattr(first, attr))
+        sizes, dmax = fitted_scales(runs) if runs is not None else self.scales_
+        self.scales_ = (np.asarray(sizes, float), np.asarray(dmax, float))
+        fams = tuple(members)
+        self.discrepancy_ = {f: self.backtest_.discrepancy(f) for f in fams}
+        self.law_weights_, self.kappa_, stack_notes = self._weigh(fams, runs)
+        self.notes_ = tuple(notes) + tuple(stack_notes)
+        self._targets: dict[tuple[float, float], AveragedTarget] = {}
+
+    def _weigh(self, fams: tuple[str, ...], runs: Any) -> tuple[dict, dict, list[str]]:
+        p = self.backtest_.predictions
+        p = p[p["family"].isin(fams)].copy()
+        p["unit"] = p["fold"] + ":" + p["part"].astype(str)
+        kappa = {f: float(self.kappa_.get(f, 0.0)) if hasattr(self, "kappa_") else 0.0
+                 for f in fams}
+        if runs is not None:
+            kappa = _mixture_kappa(p, runs, self.discrepancy_)
+        wide = p.pivot_table(index=["unit", "run"], columns="family", values="log_ratio")
+        wide = wide.dropna()
+        if wide.empty or len(fams) == 1:
+            w = np.full(len(fams), 1.0 / len(fams))
+            why = [] if len(fams) == 1 else ["no backtest target was predicted by every family: "
+                                             "the families are weighted equally"]
+            return dict(zip(fams, w.tolist())), kappa, why
+        units = wide.index.get_level_values("unit").to_numpy()
+        dist = p.drop_duplicates(["unit", "run"]).set_index(["unit", "run"]).loc[wide.index]
+        logp = np.empty((len(wide), len(fams)))
+        for k, f in enumerate(fams):
+            for u in np.unique(units):
+                sel = units == u
+                d = self.backtest_.discrepancy(f, exclude=[u])
+                pr = d.predict(dist["dN"].to_numpy()[sel], dist["dD"].to_numpy()[sel])
+                logp[sel, k] = norm.logpdf(wide[f].to_numpy()[sel], pr["bias"], pr["sd"])
+        _, inv, counts = np.unique(units, return_inverse=True, return_counts=True)
+        w = stacking_weights(logp, 1.0 / counts[inv], self.method)
+        return dict(zip(fams, w.tolist())), kappa, []
+
+    # -- prediction ----------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "members_"):
+            from ..errors import NotFittedError
+
+            raise NotFittedError("this AveragedMixingLaw is not fitted yet: call fit(runs) first")
+
+    def target(self, params: float, tokens: float) -> AveragedTarget:
+        """The averaged law at ``(params, tokens)`` (cached)."""
+        self._check_fitted()
+        key = (float(params), float(tokens))
+        if key in self._targets:
+            return self._targets[key]
+        fams = tuple(self.members_)
+        members = tuple(self.members_[f].target(*key) for f in fams)
+        dN, dD = scale_distance(*self.scales_, key[0], key[1])
+        pred = [self.discrepancy_[f].predict(dN, dD) for f in fams]
+        zero = [self.discrepancy_[f].predict(0.0, 0.0) for f in fams]
+        t = AveragedTarget(
+            params=key[0], tokens=key[1], families=fams, members=members,
+            law_weights=np.array([self.law_weights_[f] for f in fams]),
+            bias=np.array([float(np.ravel(q["bias"])[0]) for q in pred]),
+            sd=np.array([float(np.ravel(q["sd"])[0]) for q in pred]),
+            noise_sd=np.array([float(np.ravel(q["sd"])[0]) for q in zero]),
+            kappa=np.array([self.kappa_[f] for f in fams]),
+            u=float(np.ravel(pred[0]["u"])[0]), sources=self.sources_, domains=self.domains_,
+            progress=self.progress_, mixtures=self.mixtures_, model=self)
+        self._targets[key] = t
+        return t
+
+    def predict(self, mixtures: np.ndarray, params: float, tokens: float) -> dict[str, np.ndarray]:
+        """Averaged aggregate and per-domain losses of ``mixtures (n, M)`` at ``(params, tokens)``."""
+        t = self.target(params, tokens)
+        r = jnp.asarray(np.atleast_2d(np.asarray(mixtures, float)))
+        return {"loss": np.asarray(t.loss(r)), "domains": np.asarray(t.domain_losses(r))}
+
+    # -- artifact ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (every member's artifact, the backtest, the weights); exact round trip."""
+        from ..fit import model_to_dict
+        from ..fit._artifact import FIT_KIND, FORMAT_VERSION
+
+        self._check_fitted()
+        return {"kind": FIT_KIND, "format_version": FORMAT_VERSION, "mixlaws_version": __version__,
+                "family": "auto", "settings": self.get_params(deep=True),
+                "members": {f: model_to_dict(m) for f, m in self.members_.items()},
+                "backtest": self.backtest_.to_dict(), "law_weights": dict(self.law_weights_),
+                "kappa": dict(self.kappa_), "scales": [s.tolist() for s in self.scales_],
+                "notes": list(self.notes_)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, path: str = "<dict>") -> "AveragedMixingLaw":
+        """Rebuild from :meth:`to_dict`."""
+        from ..fit import model_from_dict
+
+        try:
+            s = dict(d["settings"])
+            model = cls(**{k: (tuple(v) if k in ("families", "folds") else v)
+                           for k, v in s.items()})
+            members = {f: model_from_dict(m, path=path) for f, m in d["members"].items()}
+            model.backtest_ = BacktestResult.from_dict(d["backtest"])
+            model.kappa_ = {f: float(v) for f, v in d["kappa"].items()}
+            model.scales_ = tuple(np.asarray(x, float) for x in d["scales"])
+            model._finish(members, None, list(d["notes"]))
+            model.law_weights_ = {f: float(v) for f, v in d["law_weights"].items()}
+            model.notes_ = tuple(d["notes"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"{path} is a damaged model-averaged fit ({type(exc).__name__}: "
+                                f"{exc}); refit with `mixlaws fit --law auto`", path=path) from None
+        return model
+
+
+def _mixture_kappa(p: Any, runs: Any, disc: Mapping[str, Discrepancy]) -> dict[str, float]:
+    """Extra log-error per unit of hull distance, from the leave-mixtures-out folds."""
+    df = runs.data
+    cols = [f"mix:{s}" for s in runs.sources]
+    first = df.groupby("run", sort=False).head(1).set_index("run")
+    mix = p[p["fold"] == "mixtures"]
+    out = {f: 0.0 for f in disc}
+    if mix.empty:
+        return out
+    h = {}
+    for unit, g in mix.groupby("unit"):
+        held = set(g["run"])
+        train = first.loc[[r for r in first.index if r not in held], cols].to_numpy(float)
+        ext = mixture_extrapolation(train, first.loc[list(g["run"].unique()), cols].to_numpy(float),
+                                    runs.sources)
+        h.update({(unit, r): e.hull_distance for r, e in zip(g["run"].unique(), ext)})
+    for f in disc:
+        g = mix[mix["family"] == f]
+        if g.empty:
+            continue
+        hh = np.array([h[(u, r)] for u, r in zip(g["unit"], g["run"])])
+        s0 = float(np.ravel(disc[f].predict(0.0, 0.0)["sd"])[0])
+        excess = float(np.mean(g["log_ratio"].to_numpy() ** 2)) - s0**2
+        if np.mean(hh**2) > 1e-8 and excess > 0:
+            out[f] = float(np.sqrt(excess / np.mean(hh**2)))
+    return out

@@ -1,0 +1,109 @@
+"""``--law auto``: stacking weights, the averaged predictive distribution, artifact and CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from mixlaws.backtest import AveragedMixingLaw, stacking_weights
+from mixlaws.cli import main
+from mixlaws.fit import FAMILIES, load_model, model_from_dict
+from mixlaws.runs import validate_runs
+from mixlaws.simulate import random_truth, simulate_sweep
+
+from _expected import expected_warnings
+
+SOURCES = ("web", "code", "books")
+DOMAINS = ("web", "code")
+
+
+def test_stacking_prefers_the_family_that_predicts_better() -> None:
+    rng = np.random.default_rng(0)
+    e = rng.normal(0, 0.01, 200)                        # observed errors
+    good = norm.logpdf(e, 0.0, 0.01)
+    bad = norm.logpdf(e, 0.03, 0.01)                    # biased family
+    w = stacking_weights(np.column_stack([good, bad]), np.ones(200))
+    assert w.sum() == pytest.approx(1.0) and w[0] > 0.95
+    wb = stacking_weights(np.column_stack([good, bad]), np.ones(200), "pseudo-bma")
+    assert wb[0] > 0.99
+
+
+def test_stacking_mixes_families_that_are_wrong_in_different_places() -> None:
+    e = np.r_[np.full(50, 0.02), np.full(50, -0.02)]
+    a = norm.logpdf(e, 0.02, 0.005)                     # right on the first half only
+    b = norm.logpdf(e, -0.02, 0.005)                    # right on the second half only
+    w = stacking_weights(np.column_stack([a, b]), np.ones(100))
+    np.testing.assert_allclose(w, [0.5, 0.5], atol=1e-6)
+
+
+def test_auto_is_a_registered_family() -> None:
+    assert FAMILIES["auto"].estimator is AveragedMixingLaw
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    truth = random_truth(SOURCES, DOMAINS, seed=4)
+    df = simulate_sweep(truth, n_mixtures=7, sizes=(2e7, 5e7, 1e8), checkpoints=(0.2, 0.4, 0.6,
+                        0.8, 1.0), seed=1)
+    return validate_runs(df)
+
+
+@pytest.fixture(scope="module")
+def averaged(sweep):
+    law = AveragedMixingLaw(families=("nested-tied", "joint"), folds=("largest-size", "mixtures"),
+                            n_mixture_folds=3)
+    with expected_warnings():
+        return law.fit(sweep)
+
+
+@pytest.mark.slow
+def test_averaged_prediction_and_intervals(averaged) -> None:
+    w = np.array(list(averaged.law_weights_.values()))
+    assert w.sum() == pytest.approx(1.0) and np.all(w >= 0)
+    at = averaged.target(1e9, 2e10)
+    assert at.u > 0
+    r = averaged.mixtures_
+    loss = at.predict(r)
+    per = at.per_law(r)
+    lo_f = np.minimum(*per.values()) * np.exp(at.bias.min())
+    hi_f = np.maximum(*per.values()) * np.exp(at.bias.max())
+    assert np.all(loss >= lo_f - 1e-12) and np.all(loss <= hi_f + 1e-12)   # a weighted mean
+    lo, hi = at.interval(r, 0.9)
+    assert np.all(lo < loss) and np.all(loss < hi)
+    mlo, mhi = at.interval(r, 0.9, kind="mean")
+    assert np.all(mhi - mlo <= hi - lo + 1e-12)          # the law's interval drops run noise
+    lo5, hi5 = at.interval(r, 0.5)
+    assert np.all(hi5 - lo5 < hi - lo)
+    # further out in size the interval is wider (the discrepancy grows with distance)
+    far = averaged.target(1e10, 2e11)
+    flo, fhi = far.interval(r, 0.9)
+    assert np.all((fhi - flo) / far.predict(r) > (hi - lo) / loss)
+
+
+@pytest.mark.slow
+def test_averaged_artifact_round_trips_exactly(averaged) -> None:
+    back = model_from_dict(json.loads(json.dumps(averaged.to_dict())))
+    assert back.law_weights_ == averaged.law_weights_
+    a, b = averaged.target(1e9, 2e10), back.target(1e9, 2e10)
+    r = averaged.mixtures_
+    np.testing.assert_array_equal(a.predict(r), b.predict(r))
+    np.testing.assert_array_equal(a.interval(r)[1], b.interval(r)[1])
+
+
+@pytest.mark.slow
+def test_cli_fit_auto_then_predict_per_law(averaged, sweep, tmp_path, capsys) -> None:
+    fit = tmp_path / "fit.json"
+    averaged.save(fit)
+    assert isinstance(load_model(fit), AveragedMixingLaw)
+    out = tmp_path / "pred.json"
+    code = main(["predict", str(fit), "--params", "1e9", "--tokens", "2e10", "--mixture",
+                 "web=0.5,code=0.3,books=0.2", "--per-law", "--level", "0.8", "-o", str(out)])
+    assert code == 0
+    row = json.loads(out.read_text())[0]
+    assert row["estimate"] == "stacked" and row["level"] == 0.8
+    assert row["lower"] < row["loss"] < row["upper"]
+    assert set(row["per_law"]) == {"nested-tied", "joint"}
+    assert sum(v["weight"] for v in row["per_law"].values()) == pytest.approx(1.0)

@@ -287,7 +287,10 @@ def test_cli_one_size_and_too_few_points_are_errors(tmp_path, capsys):
     few = tmp_path / "few.csv"
     df = simulate_sweep(truth, n_mixtures=1, sizes=(2e7, 5e7, 1e8), checkpoints=(0.5, 0.75, 1.0))
     df.to_csv(few, index=False)
-    for path, message in ((one, "≥ 2 model sizes"), (few, "distinct mixtures")):
+    five = tmp_path / "five_points.csv"                 # one source: 5 parameters, 5 points
+    chinchilla_table(n_points=5, n_budgets=5).to_csv(five, index=False)
+    for path, message in ((one, "≥ 2 model sizes"), (few, "distinct mixtures"),
+                          (five, "needs ≥ 6 checkpoints after warm-up; found 5")):
         capsys.readouterr()
         assert main(["fit", str(path), "--law", "joint"]) == 2
         err = capsys.readouterr().err.strip()

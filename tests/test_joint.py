@@ -95,8 +95,8 @@ def _final_loss_sweep(truth, n_mixtures=16, seed=0, sizes=(2e7, 5e7, 1e8, 2e8),
 
 def test_final_loss_only_multi_source_table_fits():
     truth = random_truth(SOURCES[:3], DOMAINS[:2], seed=5, noise=0.0, run_noise=0.0)
-    runs = _final_loss_sweep(truth)
-    assert runs.data.groupby("run").size().max() == 1
+    runs = _final_loss_sweep(truth, n_mixtures=9)     # 72 runs, the swarm test's shape (one compile)
+    assert runs.data.groupby("run").size().max() == 1 and len(runs.data) == 72
     model = JointMixingLaw().fit(runs)
     assert model.fit_.converged.all()
     r = sample_mixtures(5, 3, seed=9)
@@ -319,3 +319,14 @@ def test_nested_only_commands_refuse_a_joint_artifact(joint_artifact, capsys):
     capsys.readouterr()
     assert main(["report", str(fit), "-o", "unused.html"]) == 2
     assert "nested law families only" in capsys.readouterr().err
+
+
+def test_joint_posterior_refuses_what_it_does_not_model(mix_fits):
+    from mixlaws.errors import MixlawsError
+    from mixlaws.posterior import sample_joint_posterior
+
+    one = JointMixingLaw().fit(validate_runs(chinchilla_table(n_points=40, noise=0.0)))
+    with pytest.raises(MixlawsError, match="≥ 2 sources"):
+        sample_joint_posterior(one, None)
+    with pytest.raises(MixlawsError, match="joint-mix"):
+        sample_joint_posterior(mix_fits["joint-mix"], None)

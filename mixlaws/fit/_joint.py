@@ -180,8 +180,8 @@ class JointMixingLaw(Estimator):
             raise InsufficientDataError(
                 f"{where}the {self.family} law needs runs at ≥ 3 model sizes, ≥ 3 distinct token "
                 f"counts and ≥ {MIN_SCALES} distinct (params, tokens) scales after warm-up; found "
-                f"{n_size}, {n_tok} and {n_scale}: add runs at other sizes or token counts (or "
-                f"use --law nested, which predicts at the table's own scale)",
+                f"{n_size}, {n_tok} and {n_scale}: add runs at other sizes or token counts, or "
+                f"use --law nested",
                 needed=MIN_SCALES, found=n_scale)
         runs_, mixtures, labels = _run_summary(runs.data, sources, domains, self.warmup)
         M = len(sources)

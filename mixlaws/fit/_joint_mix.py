@@ -23,8 +23,8 @@ law's Latin-hypercube starts (with ``p = q = 0``) start this fit, best kept, so 
 robust objective is never worse than the joint law's up to the penalty below.  (From
 the joint optimum alone the fit can stay in its basin when the mixture dependence is
 strong: a sweep with ``A_d(r)`` varying by ``e^{+-0.6}`` kept a 1.3 % rms misfit with 4
-such starts, 0.33 % — the noise — with the hypercube added.)  Parameters in the solver: ``c``, ``log k``, ``t = H u``, ``log A_ref + H pu``,
-``log alpha``, ``log B_ref + H qu``, ``log beta`` (``H`` the sum-zero basis,
+such starts, 0.33 % — the noise — with the hypercube added.)  Parameters in the solver:
+``c``, ``log k``, ``t = H u``, ``log A_ref + H pu``, ``log alpha``, ``log B_ref + H qu``, ``log beta`` (``H`` the sum-zero basis,
 amplitudes at the geometric-mean scales; ``a = log A_ref + alpha log N_ref``).
 
 Regularisation (weak identification): ``p`` and ``q`` are identified only through

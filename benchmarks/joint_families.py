@@ -39,10 +39,17 @@ def main() -> int:
                 bool(model.step_.converged.all()))
         e = pred["rel_error"].to_numpy()
         worst = pred.iloc[np.argsort(-np.abs(e))[:3]]
+        extra = ""
+        if hasattr(model, "fit_"):
+            f = model.fit_
+            extra = f"; {int(f.at_bound.sum())}/{f.at_bound.size} domains with a parameter on a bound"
+            if "p" in f.params:
+                extra += (f"; max |p| {np.abs(f.params['p']).max():.3g}, "
+                          f"max |q| {np.abs(f.params['q']).max():.3g}")
         print(f"[410M hold-out] {name:<12} {s['n']} runs: mean |rel err| "
               f"{100 * s['mean_abs_rel_error']:.3f} %, max {100 * s['max_abs_rel_error']:.3f} %, "
               f"mean signed {100 * e.mean():+.3f} %  ({dt:.1f} s; converged {conv})  worst: "
-              + ", ".join(f"{r} {100 * x:+.2f} %" for r, x in zip(worst["run"], worst["rel_error"])))
+              + ", ".join(f"{r} {100 * x:+.2f} %" for r, x in zip(worst["run"], worst["rel_error"])) + extra)
     return 0
 
 

@@ -43,7 +43,7 @@ def test_noiseless_joint_fit_recovers_the_truth():
 def test_joint_law_needs_several_sizes_and_is_unusable_unfitted():
     truth = random_truth(SOURCES, DOMAINS, seed=1)
     single = validate_runs(simulate_sweep(truth, n_mixtures=24, sizes=(1e6,), checkpoints=(1.0,)))
-    with pytest.raises(InsufficientDataError, match="≥ 2 model sizes"):
+    with pytest.raises(InsufficientDataError, match="≥ 3 model sizes"):
         JointMixingLaw().fit(single)
     with pytest.raises(NotFittedError):
         JointMixingLaw().predict(np.full((1, 5), 0.2), 1e9, 1e10)
@@ -85,11 +85,12 @@ def test_chinchilla_shape_through_the_cli_reproduces_70b(tmp_path, capsys):
     assert abs(p["c"][0] - CHINCHILLA["E"]) < 0.05
 
 
-def _final_loss_sweep(truth, n_mixtures=16, seed=0):
-    """One checkpoint per run: every mixture at 4 sizes x 2 token budgets (8 scales)."""
+def _final_loss_sweep(truth, n_mixtures=16, seed=0, sizes=(2e7, 5e7, 1e8, 2e8),
+                      budgets=(10.0, 40.0)):
+    """One checkpoint per run: every mixture at every size x token budget (tokens per param)."""
     parts = []
-    for tpp in (10.0, 40.0):
-        df = simulate_sweep(truth, n_mixtures=n_mixtures, checkpoints=(1.0,),
+    for tpp in budgets:
+        df = simulate_sweep(truth, n_mixtures=n_mixtures, checkpoints=(1.0,), sizes=sizes,
                             tokens_per_param=tpp, seed=seed)
         parts.append(df.assign(run=df["run"] + f"-x{tpp:g}"))
     return validate_runs(pd.concat(parts, ignore_index=True))
@@ -97,8 +98,8 @@ def _final_loss_sweep(truth, n_mixtures=16, seed=0):
 
 def test_final_loss_only_multi_source_table_fits():
     truth = random_truth(SOURCES[:3], DOMAINS[:2], seed=5, noise=0.0, run_noise=0.0)
-    runs = _final_loss_sweep(truth)
-    assert runs.data.groupby("run").size().max() == 1
+    runs = _final_loss_sweep(truth, n_mixtures=9)     # 72 runs, the swarm test's shape (one compile)
+    assert runs.data.groupby("run").size().max() == 1 and len(runs.data) == 72
     model = JointMixingLaw().fit(runs)
     assert model.fit_.converged.all()
     r = sample_mixtures(5, 3, seed=9)
@@ -106,12 +107,28 @@ def test_final_loss_only_multi_source_table_fits():
                                rtol=1e-6)
 
 
-def test_collinear_scales_are_a_clear_error():
-    """A swarm at 2 scales (final losses, tokens = 20 x params) cannot identify A, alpha, B, beta."""
+def test_final_loss_swarm_at_three_sizes_and_two_budgets_fits():
+    """A swarm at 3 model sizes, each trained to 2 token budgets (6 scales), one loss per run."""
+    truth = random_truth(SOURCES[:3], DOMAINS[:2], seed=6, noise=0.0, run_noise=0.0)
+    runs = _final_loss_sweep(truth, n_mixtures=12, sizes=(2e7, 6e7, 2e8), budgets=(10.0, 40.0))
+    model = JointMixingLaw().fit(runs)
+    assert model.fit_.converged.all()
+    r = sample_mixtures(5, 3, seed=9)
+    np.testing.assert_allclose(model.predict(r, *TARGET)["domains"], truth.loss(r, *TARGET),
+                               rtol=1e-6)
+
+
+def test_unidentified_scale_designs_are_clear_errors():
+    """A swarm at 2 scales, or at 2 sizes x 3 token budgets, cannot identify c, A, alpha, B, beta;
+    nor can 3 sizes with tokens = 20 x params (3 collinear scales)."""
     truth = random_truth(SOURCES[:3], DOMAINS[:2], seed=5)
-    runs = validate_runs(simulate_sweep(truth, n_mixtures=12, sizes=(2e7, 1e8), checkpoints=(1.0,)))
-    with pytest.raises(InsufficientDataError, match=r"distinct \(params, tokens\) scales"):
-        JointMixingLaw().fit(runs)
+    two = validate_runs(simulate_sweep(truth, n_mixtures=12, sizes=(2e7, 1e8), checkpoints=(1.0,)))
+    two_sizes = _final_loss_sweep(truth, n_mixtures=8, sizes=(2e7, 1e8), budgets=(5.0, 20.0, 80.0))
+    line = validate_runs(simulate_sweep(truth, n_mixtures=8, sizes=(2e7, 6e7, 2e8),
+                                        checkpoints=(1.0,)))
+    for runs in (two, two_sizes, line):
+        with pytest.raises(InsufficientDataError, match=r"≥ 3 model sizes.*\(params, tokens\)"):
+            JointMixingLaw().fit(runs)
 
 
 # -- joint-mix --------------------------------------------------------------------------------------
@@ -291,7 +308,10 @@ def test_cli_one_size_and_too_few_points_are_errors(tmp_path, capsys):
     few = tmp_path / "few.csv"
     df = simulate_sweep(truth, n_mixtures=1, sizes=(2e7, 5e7, 1e8), checkpoints=(0.5, 0.75, 1.0))
     df.to_csv(few, index=False)
-    for path, message in ((one, "≥ 2 model sizes"), (few, "distinct mixtures")):
+    five = tmp_path / "five_points.csv"                 # one source: 5 parameters, 5 points
+    chinchilla_table(n_points=5, n_budgets=5).to_csv(five, index=False)
+    for path, message in ((one, "≥ 3 model sizes"), (few, "distinct mixtures"),
+                          (five, "needs ≥ 6 checkpoints after warm-up; found 5")):
         capsys.readouterr()
         assert main(["fit", str(path), "--law", "joint"]) == 2
         err = capsys.readouterr().err.strip()
@@ -303,3 +323,14 @@ def test_nested_only_commands_refuse_a_joint_artifact(joint_artifact, capsys):
     capsys.readouterr()
     assert main(["report", str(fit), "-o", "unused.html"]) == 2
     assert "nested law families only" in capsys.readouterr().err
+
+
+def test_joint_posterior_refuses_what_it_does_not_model(mix_fits):
+    from mixlaws.errors import MixlawsError
+    from mixlaws.posterior import sample_joint_posterior
+
+    one = JointMixingLaw().fit(validate_runs(chinchilla_table(n_points=40, noise=0.0)))
+    with pytest.raises(MixlawsError, match="≥ 2 sources"):
+        sample_joint_posterior(one, None)
+    with pytest.raises(MixlawsError, match="joint-mix"):
+        sample_joint_posterior(mix_fits["joint-mix"], None)

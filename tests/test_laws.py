@@ -91,7 +91,7 @@ def test_explicit_aggregate_of_a_constant(w):
 
 
 def test_registry_documents_every_law():
-    assert set(LAWS) == {"step", "size", "mixing", "implicit", "joint"}
+    assert set(LAWS) == {"step", "size", "mixing", "implicit", "joint", "joint-mix"}
     for law in LAWS.values():
         assert law.func.__doc__ and "math::" in law.func.__doc__
         assert set(law.positive) <= set(law.params)

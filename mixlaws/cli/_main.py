@@ -28,7 +28,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import ConvergenceWarning, DataNote, MixlawsError
 from ..runs._warmup import WARMUP
-from ._law import add_law_option, fit_summary, is_nested, require_nested
+from ._law import add_law_option, estimator_from_args, fit_summary, is_nested, require_nested
 
 __all__ = ["main", "parse_quantity"]
 
@@ -73,7 +73,6 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def _fit_model(args: argparse.Namespace):
     from ..runs import read_runs, read_val_weights
-    from ._law import estimator_from_args
 
     runs = read_runs(args.runs, renormalize=args.renormalize)
     weights = None

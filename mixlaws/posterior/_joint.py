@@ -349,6 +349,12 @@ def sample_joint_posterior(model: JointMixingLaw, runs: RunsTable, *, n_draws: i
     """
     if not hasattr(model, "fit_"):
         raise NotFittedError("this JointMixingLaw is not fitted yet: call fit(runs) first")
+    if getattr(model, "law", "joint") != "joint":
+        raise MixlawsError(f"the joint-law posterior samples the plain joint law, not "
+                           f"{model.law!r}; fit JointMixingLaw for intervals")
+    if len(model.sources_) < 2:
+        raise MixlawsError("the joint-law posterior needs ≥ 2 sources (its collapsed amplitudes "
+                           "include k of c + k exp(t . r)); this fit has one source")
     if temper is not None and not 0.0 < temper <= 1.0:
         raise MixlawsError(f"temper must be in (0, 1]; got {temper}")
     p = model.fit_.params

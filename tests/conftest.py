@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from _expected import expected_warnings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,3 +44,8 @@ def shared(*parts: str) -> Path:
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# Property tests check properties, not speed: a first JAX compilation on a loaded 2-core machine
+# takes longer than hypothesis's default 200 ms deadline (seen: 696 ms).
+settings.register_profile("mixlaws", deadline=None)
+settings.load_profile("mixlaws")

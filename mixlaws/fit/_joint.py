@@ -44,7 +44,7 @@ from scipy.stats import qmc
 from .. import _config  # noqa: F401
 from .._version import __version__
 from ..errors import ArtifactError, InsufficientDataError, MixtureError, NotFittedError, ScaleError
-from ..laws import LAWS, sum_zero_basis
+from ..laws import LAWS, joint_law, power_law_log, sum_zero_basis
 from ..runs._warmup import WARMUP, drop_warmup
 from ._base import Estimator
 from ._target import TargetActions
@@ -68,8 +68,8 @@ def _joint_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     m1 = RH.shape[1]
     c, lk, u = theta[0], theta[1], theta[2:2 + m1]
     lA, la, lB, lb = theta[2 + m1:]
-    pred = (c + jnp.exp(lk + RH @ u) + jnp.exp(lA - jnp.exp(la) * xN)
-            + jnp.exp(lB - jnp.exp(lb) * xD))
+    pred = joint_law(RH, jnp.exp(xN), jnp.exp(xD), c, jnp.exp(lk), u, jnp.exp(lA), jnp.exp(la),
+                     jnp.exp(lB), jnp.exp(lb))                # r . t = (r H) . u
     return jnp.log(pred) - jnp.log(y)
 
 
@@ -77,7 +77,8 @@ def _scale_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     """One source: ``E + A_ref (N/N_ref)^-alpha + B_ref (D/D_ref)^-beta`` (no mixture term)."""
     _, xN, xD, y = data
     c, lA, la, lB, lb = theta
-    pred = c + jnp.exp(lA - jnp.exp(la) * xN) + jnp.exp(lB - jnp.exp(lb) * xD)
+    pred = power_law_log(xN, c, jnp.exp(lA), jnp.exp(la)) + power_law_log(xD, 0.0, jnp.exp(lB),
+                                                                           jnp.exp(lb))
     return jnp.log(pred) - jnp.log(y)
 
 

@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _config  # noqa: F401
-from ..laws import LAWS
+from ..laws import LAWS, joint_mix_law
 from ..runs._warmup import WARMUP
 from ._engine import solve_groups
 from ._joint import JointMixingLaw, _n_joint
@@ -71,8 +71,8 @@ def _mix_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     la = theta[3 + 2 * m1]
     lB, qu = theta[4 + 2 * m1], theta[5 + 2 * m1:5 + 3 * m1]
     lb = theta[5 + 3 * m1]
-    pred = (c + jnp.exp(lk + RH @ u) + jnp.exp(lA + RH @ pu - jnp.exp(la) * xN)
-            + jnp.exp(lB + RH @ qu - jnp.exp(lb) * xD))
+    pred = joint_mix_law(RH, jnp.exp(xN), jnp.exp(xD), c, jnp.exp(lk), u, lA, pu, jnp.exp(la),
+                         lB, qu, jnp.exp(lb))                 # r . t = (r H) . u
     return jnp.concatenate([jnp.log(pred) - jnp.log(y), ridge * pu, ridge * qu])
 
 

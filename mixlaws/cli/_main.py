@@ -28,6 +28,8 @@ import numpy as np
 from .._version import __version__
 from ..errors import ConvergenceWarning, DataNote, MixlawsError
 from ..runs._warmup import WARMUP
+from ._files import Staging, check_outputs, input_paths, write_text
+from ._fitted import fitted_runs
 
 __all__ = ["main", "parse_quantity"]
 
@@ -46,19 +48,16 @@ def parse_quantity(text: str) -> float:
     return value
 
 
+_INPUTS: list[str] = []  # the input files of the command being run (set by main)
+
+
 def _emit(obj: Any, out: str | None) -> None:
-    text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
-    if out:
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
+    _write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n", out)
 
 
 def _write_text(text: str, out: str | None) -> None:
     if out:
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_text(out, text, _INPUTS)  # atomic; never onto an input
     else:
         sys.stdout.write(text)
 
@@ -74,7 +73,8 @@ def _fit_model(args: argparse.Namespace):
     from ..fit import NestedMixingLaw
     from ..runs import read_runs, read_val_weights
 
-    runs = read_runs(args.runs, renormalize=args.renormalize)
+    runs = read_runs(args.runs, renormalize=args.renormalize,
+                     nan_policy=getattr(args, "nan_policy", None) or "raise")
     weights = None
     if args.val_weights:
         w = read_val_weights(args.val_weights, runs.domains)
@@ -212,11 +212,18 @@ _EXT = {"json": "json", "yaml": "yaml", "megatron": "txt", "megatron-json": "jso
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Fit, optimise, export and report into OUTDIR: all or nothing (see :class:`Staging`)."""
+    with Staging(args.output, _INPUTS) as stage:
+        summary, report = _run_into(args, stage.path, stage.dir)
+        stage.publish(summary["files"] + ["summary.json"])
+    _say(args, report)
+    _emit(summary, None)
+    return 0
+
+
+def _run_into(args: argparse.Namespace, out, root: str) -> tuple[dict[str, Any], str]:
     from ..fit import model_to_dict
     from ..report import fit_report
-
-    os.makedirs(args.output, exist_ok=True)
-    out = lambda name: os.path.join(args.output, name)  # noqa: E731
     from ..progress import progress
 
     with progress("fitting step laws"):
@@ -245,7 +252,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f.write(_export_text(out("mixture.json"), fmt, args))
         written.append(name)
     written += _write_html_report(model, target, runs, mix, out("report.html"), out("figures"),
-                                  args.output)
+                                  root)
     summary = {
         "target": mix["target"], "predicted_loss": mix["predicted_loss"],
         "mixture": mix["mixture"], "baseline": mix["baseline"], "gain": mix["gain"],
@@ -258,9 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "files": ["fit.json", "fit_report.txt", "mixture.json", "predictions.json"] + written,
     }
     _emit(summary, out("summary.json"))
-    _say(args, report)
-    _emit(summary, None)
-    return 0
+    return summary, report
 
 
 def _write_html_report(model, target, runs, mix, path: str, png_dir: str, root: str) -> list[str]:
@@ -275,7 +280,6 @@ def _write_html_report(model, target, runs, mix, path: str, png_dir: str, root: 
 def cmd_report(args: argparse.Namespace) -> int:
     from ..fit import load_model
     from ..export import load_mixture
-    from ..runs import read_runs
 
     model = load_model(args.fit)
     mix = None
@@ -287,13 +291,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     D = args.tokens or (mix["target"]["tokens"] if mix else None)
     if (N is None) != (D is None):
         raise MixlawsError("give both --params and --tokens (or --mixture MIX.json), or neither")
-    table = args.runs or model.source_path_
     runs = None
-    if table and os.path.exists(table):
-        try:
-            runs = read_runs(table, renormalize=True)
-        except MixlawsError:
-            runs = None  # data points are optional: the fitted curves are drawn anyway
+    try:  # read as the fit read it (recorded in the artifact)
+        runs = fitted_runs(model, args.fit, args.runs, renormalize=args.renormalize,
+                           nan_policy=args.nan_policy)
+    except MixlawsError as exc:
+        if args.runs:
+            raise
+        warnings.warn(f"no data points in the report: {exc}", DataNote, stacklevel=1)
     draws = None
     if args.draws:
         from ..posterior import load_draws
@@ -320,6 +325,7 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
                      help="implicit aggregation of the mean validation loss over K latent domains")
     p.add_argument("--renormalize", action="store_true",
                    help="rescale mixtures whose proportions do not sum to 1 (instead of an error)")
+    add_nan_policy(p)
     p.add_argument("--tie-beta", choices=["run", "all", "none"], default="run",
                    help="share the step exponent across a run's domains (default), across "
                         "all runs, or not at all")
@@ -356,15 +362,40 @@ def _add_export_options(p: argparse.ArgumentParser) -> None:
                    help="mapping source -> mean tokens per document (per-document loaders)")
 
 
+def _add_global_flags(p: argparse.ArgumentParser, default: Any) -> None:
+    p.add_argument("--debug", action="store_true", default=default,
+                   help="show tracebacks of errors")
+    p.add_argument("--quiet", action="store_true", default=default,
+                   help="no report or progress on stderr")
+    p.add_argument("--verbose", action="store_true", default=default,
+                   help="log each step (INFO) on stderr")
+
+
+class _SubParser(argparse.ArgumentParser):
+    """Every subcommand also takes the global flags (``mixlaws fit X --quiet``)."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        _add_global_flags(self, argparse.SUPPRESS)  # SUPPRESS: do not reset the global value
+
+
+def add_nan_policy(p: argparse.ArgumentParser) -> None:
+    """``--nan-policy raise|omit`` for a command that reads a runs table."""
+    from ..runs import NAN_POLICIES
+
+    p.add_argument("--nan-policy", choices=NAN_POLICIES, default=None,
+                   help="missing loss cells: raise an error (default) or omit those (checkpoint, "
+                        "domain) cells from the fits, with a note (default for sample/report: "
+                        "what the fit used)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ..export import FORMATS
 
     parser = argparse.ArgumentParser(prog="mixlaws", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"mixlaws {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser.add_argument("--quiet", action="store_true", help="no report or progress on stderr")
-    parser.add_argument("--verbose", action="store_true", help="log each step (INFO) on stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
+    _add_global_flags(parser, False)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubParser)
 
     p = sub.add_parser("fit", help="fit the step laws of a runs table")
     _add_fit_options(p)
@@ -420,6 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=parse_quantity, help="target D*")
     p.add_argument("--mixture", metavar="MIX.json", help="mixture artifact (also sets the target)")
     p.add_argument("--runs", help="runs table for the data points (default: the fitted table)")
+    p.add_argument("--renormalize", action="store_true", default=None,
+                   help="rescale mixtures of --runs (default: as the fit read the table)")
+    add_nan_policy(p)
     p.add_argument("--draws", metavar="DRAWS", help="posterior draws for intervals/diagnostics")
     p.add_argument("--png", action="store_true", help="also save the figures as PNG files")
     p.add_argument("-o", "--output", default="report.html", help="HTML file (default report.html)")
@@ -435,13 +469,25 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mixlaws`` command."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("mixlaws: interrupted", file=sys.stderr)
+        return 130
     warnings.showwarning = _show_warning
     from ..progress import configure_logging
 
     configure_logging(verbose=args.verbose, quiet=args.quiet)
     try:
+        _INPUTS[:] = input_paths(args)
+        if args.command != "run":
+            check_outputs([getattr(args, "output", None)], _INPUTS)
         return int(args.func(args))
+    except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
+        print("mixlaws: interrupted (Ctrl-C); no output was left half-written", file=sys.stderr)
+        return 130
     except MixlawsError as exc:
         if args.debug:
             traceback.print_exc()

@@ -125,6 +125,8 @@ class NestedMixingLaw(Estimator):
         table's ``name`` column where it names a mixture uniquely, else its first run's id.
     step_ : the step-stage :class:`StageFit` or None; ``step_runs_`` runs it covers.
     notes_ : what the fit left out and why.
+    reading_ : how the table was read (``renormalize``, ``nan_policy``) and its
+        ``table_sha256`` (:meth:`RunsTable.content_hash`), so later steps read it the same way.
     """
 
     def __init__(self, *, val_weights: Mapping[str, float] | None = None,
@@ -241,6 +243,8 @@ class NestedMixingLaw(Estimator):
         self.sources_, self.domains_, self.weights_ = sources, domains, weights
         self.progress_ = runs.progress
         self.source_path_ = runs.path
+        self.reading_ = {"renormalize": bool(runs.renormalize), "nan_policy": runs.nan_policy,
+                         "table_sha256": runs.content_hash()}
         self.runs_ = {
             "run": run_ids, "params": first["params"].to_numpy(float),
             "mixture": np.asarray(inverse, int), "n_checkpoints": np.asarray(n_ckpt, int),
@@ -259,6 +263,12 @@ class NestedMixingLaw(Estimator):
 
     # -- prediction ----------------------------------------------------------------------------
     def _losses_at_tokens(self, tokens: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-run losses at ``tokens`` (nan where unavailable) and the runs available in every
+        domain (see :meth:`_cells_at_tokens`)."""
+        out, ok = self._cells_at_tokens(tokens)
+        return out, ok.all(1)
+
+    def _cells_at_tokens(self, tokens: float) -> tuple[np.ndarray, np.ndarray]:
         """Per-run, per-domain losses at ``tokens`` (nan where unavailable) and availability.
 
         A run's step law is used where it has one (also at the run's own last tokens);
@@ -295,7 +305,7 @@ class NestedMixingLaw(Estimator):
         key = (params, tokens)
         if key in self._targets:
             return self._targets[key]
-        L, ok = self._losses_at_tokens(tokens)
+        L, ok = self._cells_at_tokens(tokens)
         R = self.runs_
         notes: list[str] = []
         nd = len(self.domains_)

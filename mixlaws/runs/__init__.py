@@ -5,11 +5,13 @@
 weights given by the user are parsed here too.
 """
 from __future__ import annotations
-from ._table import RunsTable, read_runs, validate_runs
+from ._table import LABEL_COLUMNS, NAN_POLICIES, RunsTable, read_runs, validate_runs
 from ._warmup import WARMUP, after_warmup, drop_warmup
 from ._io import parse_mixture, read_mixtures, mixture_from_mapping, read_val_weights
 
 __all__ = [
+    "NAN_POLICIES",
+    "LABEL_COLUMNS",
     "WARMUP",
     "after_warmup",
     "drop_warmup",

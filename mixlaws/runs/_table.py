@@ -12,6 +12,7 @@ emitted once as a :class:`~mixlaws.errors.DataNote` warning.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from typing import Mapping
@@ -85,6 +86,21 @@ class RunsTable:
     path: str
     notes: tuple[str, ...] = ()
     nan_policy: str = "raise"
+    renormalize: bool = False
+
+    def content_hash(self) -> str:
+        """SHA-256 of the validated table (columns and every value, floats by ``repr``).
+
+        The fit artifact records it so that later commands can tell whether they read the
+        table that was fitted.
+        """
+        h = hashlib.sha256()
+        for column in self.data.columns:
+            h.update(repr(column).encode())
+            values = self.data[column].to_numpy()
+            h.update(values.astype(str).tobytes() if values.dtype == object
+                     else np.ascontiguousarray(values, dtype=np.float64).tobytes())
+        return h.hexdigest()
 
     @property
     def mix_columns(self) -> list[str]:
@@ -299,7 +315,7 @@ def validate_runs(frame: pd.DataFrame, *, path: str = "<table>", renormalize: bo
     for note in notes:
         warnings.warn(f"{path}: {note}", DataNote, stacklevel=2)
     return RunsTable(data=data, sources=sources, domains=domains, progress=progress, path=path,
-                     notes=tuple(notes), nan_policy=nan_policy)
+                     notes=tuple(notes), nan_policy=nan_policy, renormalize=renormalize)
 
 
 def _omitted(table: pd.DataFrame, loss_cols: list[str]) -> list[str]:

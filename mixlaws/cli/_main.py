@@ -120,8 +120,17 @@ def _optimize(model, args: argparse.Namespace) -> dict[str, Any]:
     from ..optimize import load_constraints
     from ..optimize import optimize_mixture
 
+    _check_progress(args, model)
+    if args.n_starts < 1:
+        raise MixlawsError(f"--n-starts must be ≥ 1, not {args.n_starts}")
     target = model.target(args.params, args.tokens)
     constraints = load_constraints(args.constraints, model.sources_) if args.constraints else None
+    total = None if constraints is None else constraints.total_tokens
+    if total is not None and model.progress_ == "tokens" and \
+            abs(total - args.tokens) > 1e-6 * max(total, args.tokens):
+        raise MixlawsError(f"{args.constraints}: total_tokens={total:g} disagrees with --tokens "
+                           f"{args.tokens:g} (the target); make them equal or drop total_tokens",
+                           path=args.constraints)
     baseline = _baseline(model, args.baseline)
     objective, dlosses, rep = target.loss, target.domain_losses, None
     if args.repetition_aware:
@@ -168,7 +177,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ..runs import parse_mixture, read_mixtures
 
     model = load_model(args.fit)
-    if args.mixture:
+    _check_progress(args, model)
+    if args.mixture is not None:
         mixtures, labels = parse_mixture(args.mixture, model.sources_)[None], ["mixture"]
     else:
         mixtures, labels = read_mixtures(args.mixtures, model.sources_)
@@ -339,8 +349,25 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
 def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", type=parse_quantity, required=True,
                    help="target model size N* (e.g. 1e9 or 805.7M)")
-    p.add_argument("--tokens", type=parse_quantity, required=True,
-                   help="target training tokens D* (in the table's progress unit; e.g. 1e11, 100B)")
+    unit = p.add_mutually_exclusive_group(required=True)
+    unit.add_argument("--tokens", type=parse_quantity,
+                      help="target training tokens D* (e.g. 1e11, 100B)")
+    unit.add_argument("--steps", type=parse_quantity,
+                      help="target training steps, for a table with a step but no tokens column")
+
+
+def _check_progress(args: argparse.Namespace, model) -> None:
+    """The target's unit (--tokens or --steps) must be the fitted table's progress unit."""
+    unit = "step" if getattr(args, "steps", None) is not None else \
+        "tokens" if getattr(args, "tokens", None) is not None else None
+    if unit is None or unit == model.progress_:
+        return
+    if unit == "tokens":
+        raise MixlawsError(f"{model.source_path_} has a step column but no tokens column, so the "
+                           "fit counts training steps: give the target as --steps S (or add a "
+                           "tokens column to the table and refit)")
+    raise MixlawsError(f"{model.source_path_} has a tokens column: give the target as --tokens D, "
+                       "not --steps")
 
 
 def _add_optimize_options(p: argparse.ArgumentParser) -> None:
@@ -423,9 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="posterior objective mean|quantile:Q|p-better (needs `mixlaws sample`)")
     p.add_argument("-o", "--output", help="mixture artifact (default: stdout)")
     p.set_defaults(func=cmd_optimize)
+    from ._import import add_import_parser
     from ._uncertainty import add_sample_parser
 
     add_sample_parser(sub, _add_target)
+    add_import_parser(sub)
 
     p = sub.add_parser("export", help="write a mixture for a data loader")
     p.add_argument("mixture_file", metavar="MIX.json", help="mixture artifact from `optimize`")
@@ -478,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..progress import configure_logging
 
     configure_logging(verbose=args.verbose, quiet=args.quiet)
+    if getattr(args, "steps", None) is not None:
+        args.tokens = args.steps  # the fitted laws' progress axis; checked by _check_progress
     try:
         _INPUTS[:] = input_paths(args)
         if args.command != "run":

@@ -55,7 +55,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.draws < 1 or args.max_steps < 1 or args.bootstrap < 0:
         raise MixlawsError(f"--draws and --max-steps must be ≥ 1 and --bootstrap ≥ 0 (got "
                            f"{args.draws}, {args.max_steps}, {args.bootstrap})")
+    from ._main import _check_progress
+
     model = load_model(args.fit)
+    _check_progress(args, model)
     runs = fitted_runs(model, args.fit, args.runs, renormalize=args.renormalize,
                        nan_policy=args.nan_policy)
     if runs.data[runs.loss_columns].isna().to_numpy().any():

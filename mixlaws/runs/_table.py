@@ -179,6 +179,23 @@ def _check_values(values: Mapping[str, np.ndarray], runs: np.ndarray, progress: 
                                      row=i + 1)
 
 
+def _check_monotone(step: np.ndarray, tokens: np.ndarray, runs: np.ndarray, name: str) -> None:
+    """Within a run, tokens must grow with step (a decrease means a column is wrong)."""
+    frame = pd.DataFrame({"run": runs, "step": step, "tokens": tokens,
+                          "row": np.arange(1, len(runs) + 1)}).dropna()
+    frame = frame.sort_values(["run", "step"], kind="mergesort")
+    same_run = frame["run"].to_numpy()[1:] == frame["run"].to_numpy()[:-1]
+    bad = same_run & (np.diff(frame["step"].to_numpy()) > 0) \
+        & (np.diff(frame["tokens"].to_numpy()) <= 0)
+    if (i := first_bad(bad)) is not None:
+        a, b = frame.iloc[i], frame.iloc[i + 1]
+        raise RunsTableError(f"{name}: run '{a['run']}': step grows from {a['step']:g} (row "
+                             f"{a['row']}) to {b['step']:g} (row {b['row']}) but tokens go from "
+                             f"{a['tokens']:g} to {b['tokens']:g}; tokens must increase with "
+                             "step: fix the tokens or step column", path=name, run=a["run"],
+                             column="tokens", row=int(b["row"]))
+
+
 def validate_runs(frame: pd.DataFrame, *, path: str = "<table>", renormalize: bool = False,
                   tolerance: float = 0.005, nan_policy: str = "raise") -> RunsTable:
     """Validate a raw runs table and return it in canonical form.
@@ -247,6 +264,9 @@ def validate_runs(frame: pd.DataFrame, *, path: str = "<table>", renormalize: bo
     values = {c: numeric(frame[c], c, runs, path, RunsTableError, "run")
               for c in ("params", progress, *mix_cols, *loss_cols)}
     _check_values(values, runs, progress, path, nan_policy)
+    if progress == "tokens" and "step" in columns:
+        _check_monotone(numeric(frame["step"], "step", runs, path, RunsTableError, "run"),
+                        values["tokens"], runs, path)
 
     table = pd.DataFrame({"run": runs.astype(str), **values}).rename(columns={progress: "tokens"})
     label = next((c for c in LABEL_COLUMNS if c in columns), None)

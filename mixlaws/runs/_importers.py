@@ -161,7 +161,7 @@ def import_long(long: PathLike, mixtures: PathLike, *, params: float | None = No
                              + ", ".join(f"{k}={row[k]}" for k in progress)
                              + "; keep one value per (run, progress, metric)", path=gname,
                              run=row["run"], column="metric")
-    wide = lg.pivot(index=keys, columns="metric", values="value")
+    wide = lg.pivot(index=keys, columns="metric", values="value")[pd.unique(lg["metric"])]
     wide.columns = [c if str(c).startswith("loss:") else f"loss:{c}" for c in wide.columns]
     wide = wide.reset_index().fillna("")
     first = {r: i for i, r in enumerate(pd.unique(lg["run"]))}  # runs in the file's order,

@@ -391,8 +391,10 @@ def test_mosaicml_streams_schema() -> None:
 
 def test_nanotron_and_levanter_schema() -> None:
     m = Manifest({"A": 0.25, "B": 0.75, "C": 0.0})
-    nano = yaml.safe_load(export(m, "nanotron", paths={"A": "/ds/a"}))
-    assert nano == {"dataset_folder": ["/ds/a", "B"], "dataset_weights": [0.25, 0.75]}
+    nano = yaml.safe_load(export(m, "nanotron", paths={"A": "/ds/a", "B": "/ds/b"}))
+    assert nano == {"dataset_folder": ["/ds/a", "/ds/b"], "dataset_weights": [0.25, 0.75]}
+    with pytest.raises(MixlawsError, match="source 'B' has no data path"):  # never a bare name
+        export(m, "nanotron", paths={"A": "/ds/a"})
     assert yaml.safe_load(export(m, "levanter")) == {"train_weights": {"A": 0.25, "B": 0.75, "C": 0.0}}
 
 

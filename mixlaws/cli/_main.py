@@ -362,11 +362,12 @@ def _check_progress(args: argparse.Namespace, model) -> None:
         "tokens" if getattr(args, "tokens", None) is not None else None
     if unit is None or unit == model.progress_:
         return
+    table = os.path.basename(model.source_path_)
     if unit == "tokens":
-        raise MixlawsError(f"{model.source_path_} has a step column but no tokens column, so the "
+        raise MixlawsError(f"{table} has a step column but no tokens column, so the "
                            "fit counts training steps: give the target as --steps S (or add a "
                            "tokens column to the table and refit)")
-    raise MixlawsError(f"{model.source_path_} has a tokens column: give the target as --tokens D, "
+    raise MixlawsError(f"{table} has a tokens column: give the target as --tokens D, "
                        "not --steps")
 
 

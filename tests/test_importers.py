@@ -119,3 +119,30 @@ def test_import_never_writes_over_an_input(tmp_path, capsys):
     assert main(["import", "olmix", str(ratios), str(metrics), "-o", str(tmp_path / "o.csv")]) == 2
     assert "--params N --tokens D" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_name_column_labels_mixtures_in_the_fit(tmp_path):
+    import warnings
+
+    from mixlaws.fit import NestedMixingLaw
+
+    df = pd.read_csv(SWEEP)
+    df.insert(1, "mixture", "blend-" + df["run"].str.split("-").str[1])
+    df.loc[df["run"].str.endswith("-3"), "mixture"] = "blend-2"  # two mixtures, one name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = NestedMixingLaw(tie_beta="all").fit(
+            read_runs(_write(tmp_path / "named.csv", df.groupby("run").tail(1))))
+    labels = model.mixture_labels_
+    assert len(labels) == 16 and len(set(labels)) == 16
+    assert {"blend-0", "blend-1", "blend-15"} <= set(labels) and "blend-2" not in labels
+    ids = sorted(lab.split("-")[1] for lab in labels if not lab.startswith("blend"))
+    assert ids == ["2", "3"]  # the ambiguous name falls back to a run id of each mixture
+    df.loc[df["run"] == "20M-0", "mixture"] = ["x"] + ["blend-0"] * 9
+    with pytest.raises(RunsTableError, match="run '20M-0' has different values in column 'name'"):
+        read_runs(_write(tmp_path / "bad.csv", df))
+
+
+def _write(path, frame):
+    frame.to_csv(path, index=False)
+    return path

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{seed:4d}  {r['cells_removed']:13.0f}  {r['rows_dropped']:12.0f}  "
               f"{r['complete']:8.4%}  {r['omit']:6.4%}  {r['drop_rows']:9.4%}   "
               f"({r['complete_s']:.0f}/{r['omit_s']:.0f}/{r['drop_rows_s']:.0f})")
-    for k in ("complete", "omit", "drop_rows"):
+    for k in ("complete", "omit", "drop_rows") if rows else ():
         print(f"mean {k}: {np.mean([r[k] for r in rows]):.4%}")
     ye_5mix()
     return 0

@@ -63,14 +63,15 @@ def check_outputs(outputs: Iterable[str | None], inputs: Iterable[str], flag: st
                                "writes over its inputs: choose another output file", path=out)
 
 
-def write_text(path: str, text: str, inputs: Iterable[str] = ()) -> None:
-    """Write ``text`` to ``path`` atomically (temp file in the same directory + os.replace)."""
+def write_text(path: str, text: str | bytes, inputs: Iterable[str] = ()) -> None:
+    """Write ``text`` (or bytes) to ``path`` atomically (temp file in the same directory +
+    os.replace), refusing a ``path`` that is one of ``inputs``."""
     check_outputs([path], inputs)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
         if os.path.exists(path):
             shutil.copymode(path, tmp)
         else:

@@ -315,11 +315,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         draws = load_draws(args.draws)
     target = None if N is None else model.target(N, D)
-    from ..report import build_report, write_report
+    from ..report import build_report
 
     out = args.output
     png_dir = os.path.splitext(out)[0] + "_figures" if args.png else None
-    write_report(build_report(model, target, runs=runs, mixture=mix, draws=draws), out, png_dir)
+    report = build_report(model, target, runs=runs, mixture=mix, draws=draws)
+    for fig in report.figures if png_dir else ():
+        os.makedirs(png_dir, exist_ok=True)
+        write_text(os.path.join(png_dir, f"{fig.name}.png"), fig.png, _INPUTS)
+    write_text(out, report.html, _INPUTS)  # atomic, never onto an input
     _say(args, f"mixlaws: wrote {out}" + (f" and {png_dir}/*.png" if png_dir else ""))
     return 0
 

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._version import __version__
-from ..errors import ConvergenceWarning, DataNote, MixlawsError
+from ..errors import ConstraintError, ConvergenceWarning, DataNote, MixlawsError
 from ..runs._warmup import WARMUP
 from ._files import Staging, check_outputs, input_paths, write_text
 from ._fitted import fitted_runs
@@ -128,9 +128,9 @@ def _optimize(model, args: argparse.Namespace) -> dict[str, Any]:
     total = None if constraints is None else constraints.total_tokens
     if total is not None and model.progress_ == "tokens" and \
             abs(total - args.tokens) > 1e-6 * max(total, args.tokens):
-        raise MixlawsError(f"{args.constraints}: total_tokens={total:g} disagrees with --tokens "
-                           f"{args.tokens:g} (the target); make them equal or drop total_tokens",
-                           path=args.constraints)
+        raise ConstraintError(f"{args.constraints}: total_tokens={total:g} disagrees with --tokens "
+                              f"{args.tokens:g} (the target); make them equal or drop "
+                              "total_tokens", path=args.constraints)
     baseline = _baseline(model, args.baseline)
     objective, dlosses, rep = target.loss, target.domain_losses, None
     if args.repetition_aware:

@@ -61,9 +61,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     _check_progress(args, model)
     runs = fitted_runs(model, args.fit, args.runs, renormalize=args.renormalize,
                        nan_policy=args.nan_policy)
-    if runs.data[runs.loss_columns].isna().to_numpy().any():
-        raise MixlawsError(f"{runs.path}: the posterior does not handle missing loss cells yet "
-                           "(--nan-policy omit); fill or drop the gaps to sample")
+    if runs.data[runs.loss_columns].isna().to_numpy().any():  # the bootstrap too
+        raise MixlawsError(f"{runs.path}: posterior sampling does not handle missing loss cells "
+                           "yet (--nan-policy omit); fill or drop the gaps to sample")
     if args.bootstrap:
         draws = bootstrap_posterior(model, runs, args.params, args.tokens, n_boot=args.bootstrap,
                                     seed=args.seed)

@@ -123,3 +123,12 @@ def test_ye_5mix_raw_table_runs_with_omit(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0, err
     assert "omitted 88 missing loss cell(s)" in err and "'70M-3' (88)" in err
+
+
+def test_posterior_refuses_missing_cells_instead_of_nan_draws(fitted_fixture):
+    from mixlaws.errors import MixlawsError
+    from mixlaws.posterior import sample_posterior
+
+    with pytest.raises(MixlawsError, match="does not handle missing loss cells"):
+        sample_posterior(fitted_fixture, _quiet(validate_runs, _holes(), nan_policy="omit"),
+                         *TARGET, n_draws=10)

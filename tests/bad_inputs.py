@@ -96,6 +96,34 @@ def _old_version(d: str) -> None:
         json.dump(art, f)
 
 
+def _edited(d: str) -> None:
+    """A hand edit of the fitted mixtures: the content hash no longer matches."""
+    with open(os.path.join(d, "fit.json")) as f:
+        art = json.load(f)
+    art["mixtures"][0][0] = 0.9
+    with open(os.path.join(d, "edited.json"), "w") as f:
+        json.dump(art, f)
+
+
+def _tokens_back(df: pd.DataFrame) -> pd.DataFrame:
+    df.loc[5, "tokens"] = df.loc[3, "tokens"]
+    return df
+
+
+def _olmix(d: str) -> None:
+    with open(os.path.join(d, "ratios.csv"), "w") as f:
+        f.write("run,name,index,web,code\nr1,a,0,0.5,0.5\nr2,b,1,0.2,0.8\n")
+    with open(os.path.join(d, "metrics.csv"), "w") as f:
+        f.write("run,name,index,pile_cc\nr1,a,0,3.1\nr2,b,1,3.3\n")
+
+
+def _bytes(data: bytes, name: str) -> Callable:
+    def make(d: str) -> None:
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+    return make
+
+
 CASES: tuple[Case, ...] = (
     Case("missing column (`params`)", _csv(lambda df: df.drop(columns="params")), "fit {d}/runs.csv"),
     Case("column names in the wrong case (`Params`)",
@@ -137,6 +165,27 @@ CASES: tuple[Case, ...] = (
     Case("mixture naming an unknown source", lambda d: None,
          "predict {d}/fit.json --params 1e9 --tokens 2e10 --mixture web=0.5,reddit=0.5",
          needs_fit=True),
+    Case("output file is an input", _csv(lambda df: df), "fit {d}/runs.csv -o {d}/runs.csv"),
+    Case("tokens decrease while `step` grows", _csv(_tokens_back), "fit {d}/runs.csv"),
+    Case("empty `--mixture`", lambda d: None, "predict {d}/fit.json --params 1e9 --tokens 2e10 "
+         "--mixture=", needs_fit=True),
+    Case("hand-edited fit artifact", _edited,
+         "predict {d}/edited.json --params 1e9 --tokens 2e10 --mixture web=1", needs_fit=True),
+    Case("`--steps` for a table with tokens", lambda d: None,
+         "optimize {d}/fit.json --params 1e9 --steps 5e3", needs_fit=True),
+    Case("`optimize --n-starts 0`", lambda d: None,
+         "optimize {d}/fit.json --params 1e9 --tokens 2e10 --n-starts 0", needs_fit=True),
+    Case("`sample --draws 0`", lambda d: None,
+         "sample {d}/fit.json --params 1e9 --tokens 2e10 --draws 0", needs_fit=True),
+    Case("constraints file not UTF-8", _bytes(b"sources:\n  web: {max: 0.5}\n# \xff\n", "c.yaml"),
+         "optimize {d}/fit.json --params 1e9 --tokens 2e10 --constraints {d}/c.yaml", needs_fit=True),
+    Case("duplicated key in a constraints file",
+         _text("sources:\n  web: {max: 0.5}\n  web: {min: 0.1}\n", "c.yaml"),
+         "optimize {d}/fit.json --params 1e9 --tokens 2e10 --constraints {d}/c.yaml", needs_fit=True),
+    Case("constraints `total_tokens` disagreeing with `--tokens`", _text("total_tokens: 3.0e10\n", "c.yaml"),
+         "optimize {d}/fit.json --params 1e9 --tokens 2e10 --constraints {d}/c.yaml", needs_fit=True),
+    Case("single-scale swarm imported without `--params`", _olmix,
+         "import olmix {d}/ratios.csv {d}/metrics.csv -o {d}/runs.csv"),
 )
 
 

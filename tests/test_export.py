@@ -391,15 +391,17 @@ def test_mosaicml_streams_schema() -> None:
 
 def test_nanotron_and_levanter_schema() -> None:
     m = Manifest({"A": 0.25, "B": 0.75, "C": 0.0})
-    nano = yaml.safe_load(export(m, "nanotron", paths={"A": "/ds/a"}))
-    assert nano == {"dataset_folder": ["/ds/a", "B"], "dataset_weights": [0.25, 0.75]}
+    nano = yaml.safe_load(export(m, "nanotron", paths={"A": "/ds/a", "B": "/ds/b"}))
+    assert nano == {"dataset_folder": ["/ds/a", "/ds/b"], "dataset_weights": [0.25, 0.75]}
+    with pytest.raises(MixlawsError, match="source 'B' has no data path"):  # never a bare name
+        export(m, "nanotron", paths={"A": "/ds/a"})
     assert yaml.safe_load(export(m, "levanter")) == {"train_weights": {"A": 0.25, "B": 0.75, "C": 0.0}}
 
 
 def test_canonical_manifest_contents() -> None:
     m = manifest_from_dict(_artifact())
     data = json.loads(export(m, "json", paths={"A": "/a"}))
-    assert data["kind"] == "mixlaws.export" and data["unit"] == "tokens"
+    assert data["kind"] == "mixlaws.manifest" and data["unit"] == "tokens"
     assert data["total_tokens"] == 1e11 and data["weights"] == {"A": 0.3, "B": 0.7}
     assert data["sources"]["A"] == {
         "weight": 0.3, "tokens": 3e10, "available_tokens": 1e12, "max_epochs": 4.0,

@@ -26,9 +26,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._version import __version__
-from ..errors import ConvergenceWarning, DataNote, MixlawsError
+from ..errors import ConstraintError, ConvergenceWarning, DataNote, MixlawsError
 from ..runs._warmup import WARMUP
 from ._law import add_law_option, estimator_from_args, fit_summary, is_nested, require_nested
+from ._files import Staging, check_outputs, input_paths, write_text
+from ._fitted import fitted_runs
 
 __all__ = ["main", "parse_quantity"]
 
@@ -47,19 +49,16 @@ def parse_quantity(text: str) -> float:
     return value
 
 
+_INPUTS: list[str] = []  # the input files of the command being run (set by main)
+
+
 def _emit(obj: Any, out: str | None) -> None:
-    text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
-    if out:
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
+    _write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n", out)
 
 
 def _write_text(text: str, out: str | None) -> None:
     if out:
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_text(out, text, _INPUTS)  # atomic; never onto an input
     else:
         sys.stdout.write(text)
 
@@ -74,7 +73,8 @@ def _say(args: argparse.Namespace, text: str) -> None:
 def _fit_model(args: argparse.Namespace):
     from ..runs import read_runs, read_val_weights
 
-    runs = read_runs(args.runs, renormalize=args.renormalize)
+    runs = read_runs(args.runs, renormalize=args.renormalize,
+                     nan_policy=getattr(args, "nan_policy", None) or "raise")
     weights = None
     if args.val_weights:
         w = read_val_weights(args.val_weights, runs.domains)
@@ -103,6 +103,18 @@ def _predictions(model, mixtures: np.ndarray, labels: Sequence[str], N: float, D
 
 def _optimize(model, args: argparse.Namespace) -> dict[str, Any]:
     """MIX.json of the optimum at the target (the library builds it; the CLI writes it)."""
+    from ..optimize import load_constraints
+
+    _check_progress(args, model)
+    if args.n_starts < 1:
+        raise MixlawsError(f"--n-starts must be ≥ 1, not {args.n_starts}")
+    constraints = load_constraints(args.constraints, model.sources_) if args.constraints else None
+    total = None if constraints is None else constraints.total_tokens
+    if total is not None and model.progress_ == "tokens" and \
+            abs(total - args.tokens) > 1e-6 * max(total, args.tokens):
+        raise ConstraintError(f"{args.constraints}: total_tokens={total:g} disagrees with --tokens "
+                              f"{args.tokens:g} (the target); make them equal or drop "
+                              "total_tokens", path=args.constraints)
     if args.repetition_aware:
         require_nested(model, "--repetition-aware")
     draws = None
@@ -112,7 +124,7 @@ def _optimize(model, args: argparse.Namespace) -> dict[str, Any]:
 
         draws = load_posterior(args.fit, args.params, args.tokens)
     choice = model.target(args.params, args.tokens).optimize(
-        constraints=args.constraints, baseline=args.baseline,
+        constraints=constraints, baseline=args.baseline,
         objective=getattr(args, "objective", None), draws=draws,
         repetition_aware=args.repetition_aware, r_star=args.r_star, n_starts=args.n_starts,
         seed=args.seed, max_extrapolation=args.max_extrapolation)
@@ -133,7 +145,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ..runs import parse_mixture, read_mixtures
 
     model = load_model(args.fit)
-    if args.mixture:
+    _check_progress(args, model)
+    if args.mixture is not None:
         mixtures, labels = parse_mixture(args.mixture, model.sources_)[None], ["mixture"]
     else:
         mixtures, labels = read_mixtures(args.mixtures, model.sources_)
@@ -191,8 +204,16 @@ _EXT = {"json": "json", "yaml": "yaml", "megatron": "txt", "megatron-json": "jso
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    os.makedirs(args.output, exist_ok=True)
-    out = lambda name: os.path.join(args.output, name)  # noqa: E731
+    """Fit, optimise, export and report into OUTDIR: all or nothing (see :class:`Staging`)."""
+    with Staging(args.output, _INPUTS) as stage:
+        summary, report = _run_into(args, stage.path, stage.dir)
+        stage.publish(summary["files"] + ["summary.json"])
+    _say(args, report)
+    _emit(summary, None)
+    return 0
+
+
+def _run_into(args: argparse.Namespace, out, root: str) -> tuple[dict[str, Any], str]:
     from ..progress import progress
 
     with progress("fitting step laws"):
@@ -221,7 +242,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         written.append(name)
     if is_nested(model):
         written += _write_html_report(model, target, runs, mix, out("report.html"),
-                                      out("figures"), args.output)
+                                      out("figures"), root)
     else:
         _say(args, "mixlaws: note: the HTML report draws the nested stages; not written for "
                    f"--law {args.law}")
@@ -233,9 +254,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "files": ["fit.json", "fit_report.txt", "mixture.json", "predictions.json"] + written,
     }
     _emit(summary, out("summary.json"))
-    _say(args, report)
-    _emit(summary, None)
-    return 0
+    return summary, report
 
 
 def _write_html_report(model, target, runs, mix, path: str, png_dir: str, root: str) -> list[str]:
@@ -250,7 +269,6 @@ def _write_html_report(model, target, runs, mix, path: str, png_dir: str, root: 
 def cmd_report(args: argparse.Namespace) -> int:
     from ..fit import load_model
     from ..export import load_mixture
-    from ..runs import read_runs
 
     model = load_model(args.fit)
     require_nested(model, "mixlaws report")
@@ -263,24 +281,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     D = args.tokens or (mix["target"]["tokens"] if mix else None)
     if (N is None) != (D is None):
         raise MixlawsError("give both --params and --tokens (or --mixture MIX.json), or neither")
-    table = args.runs or model.source_path_
     runs = None
-    if table and os.path.exists(table):
-        try:
-            runs = read_runs(table, renormalize=True)
-        except MixlawsError:
-            runs = None  # data points are optional: the fitted curves are drawn anyway
+    try:  # read as the fit read it (recorded in the artifact)
+        runs = fitted_runs(model, args.fit, args.runs, renormalize=args.renormalize,
+                           nan_policy=args.nan_policy)
+    except MixlawsError as exc:
+        if args.runs:
+            raise
+        warnings.warn(f"no data points in the report: {exc}", DataNote, stacklevel=1)
     draws = None
     if args.draws:
         from ..posterior import load_draws
 
         draws = load_draws(args.draws)
     target = None if N is None else model.target(N, D)
-    from ..report import build_report, write_report
+    from ..report import build_report
 
     out = args.output
     png_dir = os.path.splitext(out)[0] + "_figures" if args.png else None
-    write_report(build_report(model, target, runs=runs, mixture=mix, draws=draws), out, png_dir)
+    report = build_report(model, target, runs=runs, mixture=mix, draws=draws)
+    for fig in report.figures if png_dir else ():
+        os.makedirs(png_dir, exist_ok=True)
+        write_text(os.path.join(png_dir, f"{fig.name}.png"), fig.png, _INPUTS)
+    write_text(out, report.html, _INPUTS)  # atomic, never onto an input
     _say(args, f"mixlaws: wrote {out}" + (f" and {png_dir}/*.png" if png_dir else ""))
     return 0
 
@@ -298,6 +321,7 @@ def _add_fit_options(p: argparse.ArgumentParser, *, law: bool = True) -> None:
                    help="rescale mixtures whose proportions do not sum to 1 (instead of an error)")
     if law:
         add_law_option(p)
+    add_nan_policy(p)
     p.add_argument("--tie-beta", choices=["run", "all", "none"], default=None,
                    help="share the step exponent across a run's domains (default), across "
                         "all runs, or not at all")
@@ -311,8 +335,26 @@ def _add_fit_options(p: argparse.ArgumentParser, *, law: bool = True) -> None:
 def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", type=parse_quantity, required=True,
                    help="target model size N* (e.g. 1e9 or 805.7M)")
-    p.add_argument("--tokens", type=parse_quantity, required=True,
-                   help="target training tokens D* (in the table's progress unit; e.g. 1e11, 100B)")
+    unit = p.add_mutually_exclusive_group(required=True)
+    unit.add_argument("--tokens", type=parse_quantity,
+                      help="target training tokens D* (e.g. 1e11, 100B)")
+    unit.add_argument("--steps", type=parse_quantity,
+                      help="target training steps, for a table with a step but no tokens column")
+
+
+def _check_progress(args: argparse.Namespace, model) -> None:
+    """The target's unit (--tokens or --steps) must be the fitted table's progress unit."""
+    unit = "step" if getattr(args, "steps", None) is not None else \
+        "tokens" if getattr(args, "tokens", None) is not None else None
+    if unit is None or unit == model.progress_:
+        return
+    table = os.path.basename(model.source_path_)
+    if unit == "tokens":
+        raise MixlawsError(f"{table} has a step column but no tokens column, so the "
+                           "fit counts training steps: give the target as --steps S (or add a "
+                           "tokens column to the table and refit)")
+    raise MixlawsError(f"{table} has a tokens column: give the target as --tokens D, "
+                       "not --steps")
 
 
 def _add_optimize_options(p: argparse.ArgumentParser) -> None:
@@ -338,15 +380,40 @@ def _add_export_options(p: argparse.ArgumentParser) -> None:
                    help="mapping source -> mean tokens per document (per-document loaders)")
 
 
+def _add_global_flags(p: argparse.ArgumentParser, default: Any) -> None:
+    p.add_argument("--debug", action="store_true", default=default,
+                   help="show tracebacks of errors")
+    p.add_argument("--quiet", action="store_true", default=default,
+                   help="no report or progress on stderr")
+    p.add_argument("--verbose", action="store_true", default=default,
+                   help="log each step (INFO) on stderr")
+
+
+class _SubParser(argparse.ArgumentParser):
+    """Every subcommand also takes the global flags (``mixlaws fit X --quiet``)."""
+
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        _add_global_flags(self, argparse.SUPPRESS)  # SUPPRESS: do not reset the global value
+
+
+def add_nan_policy(p: argparse.ArgumentParser) -> None:
+    """``--nan-policy raise|omit`` for a command that reads a runs table."""
+    from ..runs import NAN_POLICIES
+
+    p.add_argument("--nan-policy", choices=NAN_POLICIES, default=None,
+                   help="missing loss cells: raise an error (default) or omit those (checkpoint, "
+                        "domain) cells from the fits, with a note (default for sample/report: "
+                        "what the fit used)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ..export import FORMATS
 
     parser = argparse.ArgumentParser(prog="mixlaws", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"mixlaws {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser.add_argument("--quiet", action="store_true", help="no report or progress on stderr")
-    parser.add_argument("--verbose", action="store_true", help="log each step (INFO) on stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
+    _add_global_flags(parser, False)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubParser)
 
     p = sub.add_parser("fit", help="fit the step laws of a runs table")
     _add_fit_options(p)
@@ -377,9 +444,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="posterior objective mean|quantile:Q|p-better (needs `mixlaws sample`)")
     p.add_argument("-o", "--output", help="mixture artifact (default: stdout)")
     p.set_defaults(func=cmd_optimize)
+    from ._import import add_import_parser
     from ._uncertainty import add_sample_parser
 
     add_sample_parser(sub, _add_target)
+    add_import_parser(sub)
 
     p = sub.add_parser("export", help="write a mixture for a data loader")
     p.add_argument("mixture_file", metavar="MIX.json", help="mixture artifact from `optimize`")
@@ -405,6 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=parse_quantity, help="target D*")
     p.add_argument("--mixture", metavar="MIX.json", help="mixture artifact (also sets the target)")
     p.add_argument("--runs", help="runs table for the data points (default: the fitted table)")
+    p.add_argument("--renormalize", action="store_true", default=None,
+                   help="rescale mixtures of --runs (default: as the fit read the table)")
+    add_nan_policy(p)
     p.add_argument("--draws", metavar="DRAWS", help="posterior draws for intervals/diagnostics")
     p.add_argument("--png", action="store_true", help="also save the figures as PNG files")
     p.add_argument("-o", "--output", default="report.html", help="HTML file (default report.html)")
@@ -421,13 +493,27 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mixlaws`` command."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("mixlaws: interrupted", file=sys.stderr)
+        return 130
     warnings.showwarning = _show_warning
     from ..progress import configure_logging
 
     configure_logging(verbose=args.verbose, quiet=args.quiet)
+    if getattr(args, "steps", None) is not None:
+        args.tokens = args.steps  # the fitted laws' progress axis; checked by _check_progress
     try:
+        _INPUTS[:] = input_paths(args)
+        if args.command != "run":
+            check_outputs([getattr(args, "output", None)], _INPUTS)
         return int(args.func(args))
+    except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
+        print("mixlaws: interrupted (Ctrl-C); no output was left half-written", file=sys.stderr)
+        return 130
     except MixlawsError as exc:
         if args.debug:
             traceback.print_exc()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArtifactError, MixlawsError
+from ._files import write_text
 
 __all__ = ["add_sample_parser", "cmd_sample", "load_posterior", "interval_rows"]
 
@@ -25,7 +26,12 @@ def add_sample_parser(sub: Any, add_target: Any) -> None:
     p.add_argument("fit", help="fit artifact written by `mixlaws fit` (updated in place)")
     add_target(p)
     p.add_argument("--runs", help="runs table (default: the artifact's source path)")
-    p.add_argument("--renormalize", action="store_true")
+    p.add_argument("--renormalize", action="store_true", default=None,
+                   help="rescale mixtures (default: as the fit read the table)")
+    from ..runs import NAN_POLICIES
+
+    p.add_argument("--nan-policy", choices=NAN_POLICIES, default=None,
+                   help="missing loss cells (default: as the fit read the table)")
     p.add_argument("--draws", type=int, default=2000, help="posterior draws (default 2000)")
     p.add_argument("--max-steps", type=int, default=20000, help="MCMC step budget per chain")
     p.add_argument("--bootstrap", type=int, default=0, metavar="B",
@@ -43,14 +49,24 @@ def add_sample_parser(sub: Any, add_target: Any) -> None:
 def cmd_sample(args: argparse.Namespace) -> int:
     """Sample, write the sidecar and name it in the artifact; returns 0."""
     from ..fit import load_model
-    from ..runs import read_runs
     from ..posterior import bootstrap_posterior, sample_posterior, save_draws
+    from ._fitted import fitted_runs
+
+    if args.draws < 1 or args.max_steps < 1 or args.bootstrap < 0:
+        raise MixlawsError(f"--draws and --max-steps must be ≥ 1 and --bootstrap ≥ 0 (got "
+                           f"{args.draws}, {args.max_steps}, {args.bootstrap})")
+    from ._main import _check_progress
 
     model = load_model(args.fit)
     from ._law import require_nested
 
     require_nested(model, "mixlaws sample")
-    runs = read_runs(args.runs or model.source_path_, renormalize=args.renormalize)
+    _check_progress(args, model)
+    runs = fitted_runs(model, args.fit, args.runs, renormalize=args.renormalize,
+                       nan_policy=args.nan_policy)
+    if runs.data[runs.loss_columns].isna().to_numpy().any():  # the bootstrap too
+        raise MixlawsError(f"{runs.path}: posterior sampling does not handle missing loss cells "
+                           "yet (--nan-policy omit); fill or drop the gaps to sample")
     if args.bootstrap:
         draws = bootstrap_posterior(model, runs, args.params, args.tokens, n_boot=args.bootstrap,
                                     seed=args.seed)
@@ -65,9 +81,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     d["posterior"] = {"file": os.path.basename(side), "params": draws.params,
                       "tokens": draws.tokens, "method": draws.method, "seed": draws.seed,
                       "n_draws": draws.n_draws}
-    with open(args.fit, "w", encoding="utf-8") as f:
-        json.dump(d, f, indent=1, allow_nan=False)
-        f.write("\n")
+    write_text(args.fit, json.dumps(d, indent=1, allow_nan=False) + "\n")  # atomic, in place
     print(json.dumps({"posterior": d["posterior"], "diagnostics": list(draws.diagnostics)},
                      indent=2))  # noqa: T201  (the command's output)
     return 0

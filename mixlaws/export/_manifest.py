@@ -24,6 +24,8 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from .._yaml import safe_load
+
 from ..errors import ArtifactError, DataNote, MixlawsError
 
 __all__ = ["MIXTURE_KIND", "Manifest", "manifest_from_dict", "load_mixture", "load_paths",
@@ -278,9 +280,12 @@ def load_mixture(path: str | Path) -> Manifest:
 def _load_mapping(path: str | Path, what: str) -> dict[Any, Any]:
     text = _read_text(path, what, MixlawsError)
     try:
-        data = yaml.safe_load(text)  # YAML is a superset of JSON
+        data = safe_load(text)  # YAML is a superset of JSON; duplicated keys are refused
     except yaml.YAMLError as exc:
-        raise MixlawsError(f"{path}: the {what} is not valid YAML/JSON ({exc.__class__.__name__})", path=str(path)) from exc
+        problem = getattr(exc, "problem", None)
+        mark = getattr(exc, "problem_mark", None)
+        detail = f"{problem} at line {mark.line + 1}" if problem and mark else exc.__class__.__name__
+        raise MixlawsError(f"{path}: the {what} is not valid YAML/JSON ({detail})", path=str(path)) from exc
     if not isinstance(data, dict) or not data:
         raise MixlawsError(f"{path}: the {what} must be a non-empty mapping source -> value", path=str(path))
     return data

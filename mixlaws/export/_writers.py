@@ -61,7 +61,7 @@ def _draw_shares(
 def _path_of(name: str, paths: Paths | None, fmt: str, *, required: bool) -> list[str]:
     entry = (paths or {}).get(name)
     if entry is None:
-        if required:
+        if required or paths is not None:  # a paths file that lacks a source: never a bare name
             unmatched = sorted(set(paths or {}) - {name})
             hint = f" (the paths file names only {unmatched[:5]})" if unmatched else ""
             raise MixlawsError(

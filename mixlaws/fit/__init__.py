@@ -15,7 +15,7 @@ from ._crossval import *  # noqa: F401,F403
 from ._extrapolation import *  # noqa: F401,F403
 from ._target import *  # noqa: F401,F403
 from ._joint_mix import *  # noqa: F401,F403
-from . import _base, _engine, _stages, _nested, _joint, _artifact, _families, _crossval, _extrapolation, _joint_mix, _target
+from . import _base, _engine, _stages, _nested, _joint, _artifact, _families, _crossval, _extrapolation, _target, _joint_mix
 
 __all__ = [
     *_base.__all__,
@@ -27,6 +27,6 @@ __all__ = [
     *_families.__all__,
     *_crossval.__all__,
     *_extrapolation.__all__,
-    *_joint_mix.__all__,
     *_target.__all__,
+    *_joint_mix.__all__,
 ]

@@ -14,6 +14,7 @@ kind or version is an :class:`~mixlaws.errors.ArtifactError` that says what to d
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Any
@@ -25,7 +26,7 @@ from ..errors import ArtifactError
 from ._nested import NestedMixingLaw
 from ._stages import StageFit
 
-__all__ = ["model_to_dict", "model_from_dict", "save_model", "load_model"]
+__all__ = ["model_to_dict", "model_from_dict", "save_model", "load_model", "content_sha256"]
 
 FIT_KIND = "mixlaws.fit"
 FORMAT_VERSION = 1
@@ -91,7 +92,7 @@ def model_to_dict(model: Any) -> dict[str, Any]:
     if not isinstance(model, NestedMixingLaw):
         return model.to_dict()
     model._check_fitted()
-    return {
+    d = {
         "kind": FIT_KIND, "format_version": FORMAT_VERSION, "mixlaws_version": __version__,
         "settings": model.get_params(), "source_path": model.source_path_,
         "progress": model.progress_, "sources": list(model.sources_),
@@ -100,7 +101,39 @@ def model_to_dict(model: Any) -> dict[str, Any]:
         "mixture_labels": list(model.mixture_labels_),
         "step": None if model.step_ is None else stage_to_dict(model.step_),
         "step_runs": encode(model.step_runs_), "notes": list(model.notes_),
+        "reading": dict(getattr(model, "reading_", {})),
     }
+    d["integrity"] = {"sha256": content_sha256(d)}
+    return d
+
+
+_UNSEALED = ("integrity", "posterior")  # `mixlaws sample` adds "posterior" after the fit
+
+
+def content_sha256(d: dict[str, Any]) -> str:
+    """SHA-256 of an artifact's canonical JSON (sorted keys), without ``integrity``/``posterior``.
+
+    :func:`model_to_dict` stores it under ``"integrity"`` and :func:`model_from_dict` checks
+    it, so a hand-edited artifact (a changed mixture, a NaN) is an :class:`ArtifactError`.
+    """
+    body = {k: v for k, v in d.items() if k not in _UNSEALED}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_integrity(d: dict[str, Any], path: str) -> None:
+    """Artifacts that carry a content hash must match it (older ones without are accepted)."""
+    seal = d.get("integrity")
+    if seal is None:
+        return
+    try:
+        same = isinstance(seal, dict) and seal.get("sha256") == content_sha256(d)
+    except (TypeError, ValueError):  # NaN or a non-JSON value where an array was
+        same = False
+    if not same:
+        raise ArtifactError(f"{path}: content hash mismatch: the fit artifact was changed after "
+                            "`mixlaws fit` wrote it (hand-edited or damaged); refit with "
+                            "`mixlaws fit RUNS.csv -o FIT.json` instead of editing it", path=path)
 
 
 def model_from_dict(d: Any, *, path: str = "<dict>") -> Any:
@@ -114,6 +147,7 @@ def model_from_dict(d: Any, *, path: str = "<dict>") -> Any:
             f"{path} was written by mixlaws {d.get('mixlaws_version')} in artifact format "
             f"{d.get('format_version')}; this mixlaws ({__version__}) reads format "
             f"{FORMAT_VERSION}: refit with `mixlaws fit`", path=path)
+    _check_integrity(d, path)
     if d.get("family") is not None:
         from ._families import FAMILIES
 
@@ -141,11 +175,26 @@ def model_from_dict(d: Any, *, path: str = "<dict>") -> Any:
         model.step_ = None if d["step"] is None else stage_from_dict(d["step"])
         model.step_runs_ = decode(d["step_runs"], int)
         model.notes_ = tuple(d["notes"])
+        model.reading_ = dict(d.get("reading") or {})
         model._targets = {}
-    except (KeyError, TypeError, ValueError) as exc:
+        _check_shapes(model)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ArtifactError(f"{path} is a damaged fit artifact ({type(exc).__name__}: {exc}); "
                             f"refit with `mixlaws fit`", path=path) from None
     return model
+
+
+def _check_shapes(model: NestedMixingLaw) -> None:
+    """Indices in range and finite mixtures (a damaged artifact fails here, not later)."""
+    n_runs, n_mix = len(model.runs_["run"]), len(model.mixtures_)
+    idx = model.runs_["mixture"]
+    if idx.shape != (n_runs,) or (idx.size and (idx.min() < 0 or idx.max() >= n_mix)):
+        raise IndexError(f"runs.mixture indices must be in [0, {n_mix}) for {n_runs} runs")
+    steps = model.step_runs_
+    if steps.size and (steps.min() < 0 or steps.max() >= n_runs):
+        raise IndexError(f"step_runs indices must be in [0, {n_runs})")
+    if not np.isfinite(model.mixtures_).all() or len(model.mixture_labels_) != n_mix:
+        raise ValueError("mixtures must be finite, one label each")
 
 
 def save_model(model: Any, path: str | os.PathLike) -> None:
@@ -159,10 +208,15 @@ def load_model(path: str | os.PathLike) -> Any:
     """Read a fit artifact written by :func:`save_model`."""
     try:
         with open(path, encoding="utf-8") as f:
-            d = json.load(f)
+            d = json.load(f, parse_constant=_no_constant)
     except FileNotFoundError:
         raise ArtifactError(f"{path}: no such fit artifact", path=str(path)) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a bare NaN
         raise ArtifactError(f"{path} is not valid JSON ({exc}); is it a fit artifact?",
                             path=str(path)) from None
     return model_from_dict(d, path=str(path))
+
+
+def _no_constant(name: str) -> float:
+    """mixlaws writes non-finite floats as strings: a bare NaN/Infinity is a hand edit."""
+    raise ValueError(f"bare {name} (artifacts write non-finite numbers as strings)")

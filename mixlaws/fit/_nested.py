@@ -150,9 +150,12 @@ class NestedMixingLaw(Estimator):
     sources_, domains_ : names.
     weights_ : aggregation weights (None with implicit aggregation).
     runs_ : dict of per-run arrays (run, params, mixture, n_checkpoints, last_tokens, last_losses).
-    mixtures_ : ``(n_mix, M)`` distinct mixtures; ``mixture_labels_`` their labels.
+    mixtures_ : ``(n_mix, M)`` distinct mixtures; ``mixture_labels_`` their labels: the
+        table's ``name`` column where it names a mixture uniquely, else its first run's id.
     step_ : the step-stage :class:`StageFit` or None; ``step_runs_`` runs it covers.
     notes_ : what the fit left out and why.
+    reading_ : how the table was read (``renormalize``, ``nan_policy``) and its
+        ``table_sha256`` (:meth:`RunsTable.content_hash`), so later steps read it the same way.
     """
 
     def __init__(self, *, val_weights: Mapping[str, float] | None = None,
@@ -238,10 +241,15 @@ class NestedMixingLaw(Estimator):
         mixtures, inverse = mixtures[order], remap[np.ravel(inverse)]
         run_ids = first["run"].astype(str).tolist()
         labels = [run_ids[int(np.flatnonzero(inverse == i)[0])] for i in range(len(mixtures))]
+        if "name" in first:  # a name/mixture column labels mixtures (its first run's name)
+            names = first["name"].astype(str).tolist()
+            named = [names[int(np.flatnonzero(inverse == i)[0])] for i in range(len(mixtures))]
+            labels = [n if n and named.count(n) == 1 else r for n, r in zip(named, labels)]
         notes: list[str] = list(runs.notes)
 
         tok, los, step_runs = [], [], []
         last_tokens, last_losses, n_ckpt = [], [], []
+        lawless: list[tuple[str, str]] = []   # (run, domain) cells too few for a step law
         for i, (run, g) in enumerate(df.groupby("run", sort=False)):
             t = g["tokens"].to_numpy(float)
             L = g[loss_cols].to_numpy(float)
@@ -253,17 +261,27 @@ class NestedMixingLaw(Estimator):
                 step_runs.append(i)
                 tok.append(t[keep])
                 los.append(L[keep])
+                few = np.isfinite(L[keep]).sum(0) < self.min_checkpoints
+                lawless += [(str(run), domains[d]) for d in np.flatnonzero(few)]
         dropped_runs = len(run_ids) - len(step_runs)
         step = None
         if step_runs:
             C = max(len(t) for t in tok)
             T = np.ones((len(step_runs), C))
             Y = np.ones((len(step_runs), C, len(domains)))
-            W = np.zeros((len(step_runs), C))
+            W = np.zeros((len(step_runs), C, len(domains)))
             for j, (t, L) in enumerate(zip(tok, los)):
-                T[j, :len(t)], Y[j, :len(t)], W[j, :len(t)] = t, L, 1.0
+                cells = np.isfinite(L)
+                cells[:, cells.sum(0) < self.min_checkpoints] = False
+                T[j, :len(t)], W[j, :len(t)] = t, cells
+                Y[j, :len(t)] = np.where(cells, L, 1.0)
             step = fit_step_stage([run_ids[i] for i in step_runs], T, Y, W, tie=self.tie_beta,
                                   delta=self.delta)
+            if lawless:
+                notes.append(f"{len(lawless)} (run, domain) pair(s) have fewer than "
+                             f"{self.min_checkpoints} non-missing losses after warm-up and no "
+                             f"step law (e.g. run '{lawless[0][0]}', domain '{lawless[0][1]}'); "
+                             "they are left out of that domain's size and mixing stages")
             if dropped_runs:
                 notes.append(f"{dropped_runs} run(s) have fewer than {self.min_checkpoints} "
                              f"checkpoints after warm-up and have no step law")
@@ -273,6 +291,8 @@ class NestedMixingLaw(Estimator):
         self.sources_, self.domains_, self.weights_ = sources, domains, weights
         self.progress_ = runs.progress
         self.source_path_ = runs.path
+        self.reading_ = {"renormalize": bool(runs.renormalize), "nan_policy": runs.nan_policy,
+                         "table_sha256": runs.content_hash()}
         self.runs_ = {
             "run": run_ids, "params": first["params"].to_numpy(float),
             "mixture": np.asarray(inverse, int), "n_checkpoints": np.asarray(n_ckpt, int),
@@ -348,11 +368,17 @@ class NestedMixingLaw(Estimator):
 
     # -- prediction ----------------------------------------------------------------------------
     def losses_at_tokens(self, tokens: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per-run, per-domain losses ``(n_runs, n_domains)`` at ``tokens`` and which runs have them.
+        """Per-run, per-domain losses ``(n_runs, n_domains)`` at ``tokens`` and which runs have
+        them in every domain (the data of the size stage; see :meth:`cells_at_tokens`)."""
+        out, ok = self.cells_at_tokens(tokens)
+        return out, ok.all(1)
 
-        A run's loss at ``D*`` is its step law ``E_d + B_d D*^(-beta)``, or its last checkpoint
-        when it ends at ``D*`` and has no step law; NaN (and ``False`` in the mask) otherwise.
-        This is the data of the size stage.
+    def cells_at_tokens(self, tokens: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-run, per-domain losses at ``tokens`` (nan where unavailable) and availability.
+
+        A run's loss at ``D*`` is its step law ``E_d + B_d D*^(-beta)`` where it has one (also at
+        the run's own last tokens); otherwise its last checkpoint's loss if it ends at ``tokens``.
+        A cell missing from the table (``nan_policy="omit"``) without a step law stays unavailable.
         """
         R = self.runs_
         n, nd = R["last_losses"].shape
@@ -362,9 +388,9 @@ class NestedMixingLaw(Estimator):
             beta = p["beta"] if p["beta"].ndim == 2 else p["beta"][:, None]
             out[self.step_runs_] = np.asarray(step_law(tokens, p["E"], p["B"], beta))
         exact = np.array([_same(t, tokens) for t in R["last_tokens"]])
-        fill = exact & ~np.isfinite(out[:, 0])
+        fill = exact[:, None] & ~np.isfinite(out)
         out[fill] = R["last_losses"][fill]
-        ok = np.isfinite(out).all(1)
+        ok = np.isfinite(out)                    # (n_runs, n_domains): a missing cell is False
         if not ok.any():
             ends = sorted({float(t) for t in R["last_tokens"]})
             raise ScaleError(
@@ -384,14 +410,26 @@ class NestedMixingLaw(Estimator):
         key = (params, tokens)
         if key in self._targets:
             return self._targets[key]
-        L, ok = self.losses_at_tokens(tokens)
+        L, ok = self.cells_at_tokens(tokens)
         R = self.runs_
         notes: list[str] = []
-        if (~ok).any():
-            notes.append(f"{int((~ok).sum())} run(s) have no loss at tokens={tokens:.6g} "
+        nd = len(self.domains_)
+        run_any = ok.any(1)
+        if (~run_any).any():
+            notes.append(f"{int((~run_any).sum())} run(s) have no loss at tokens={tokens:.6g} "
                          f"and are left out")
-        sizes = np.unique(R["params"][ok])
-        mix_ids = np.unique(R["mixture"][ok])
+        partial = run_any & ~ok.all(1)
+        if partial.any():
+            notes.append(f"{int(partial.sum())} run(s) lack a loss at tokens={tokens:.6g} in "
+                         f"{int((~ok[partial]).sum())} (run, domain) cell(s) (missing losses) "
+                         "and are left out of those domains only")
+
+        def n_sizes(m: int) -> int:   # fewest model sizes of mixture m over the domains
+            return min(np.unique(R["params"][ok[:, d] & (R["mixture"] == m)]).size
+                       for d in range(nd))
+
+        sizes = np.unique(R["params"][run_any])
+        mix_ids = np.unique(R["mixture"][run_any])
         size_fit = None
         if sizes.size == 1:
             if not _same(sizes[0], params):
@@ -399,29 +437,31 @@ class NestedMixingLaw(Estimator):
                     f"the runs have a single model size ({sizes[0]:.6g} params): the size law "
                     f"cannot be fitted, so predictions are only possible at params={sizes[0]:.6g}, "
                     f"not {params:.6g}; train the sweep at ≥ 2 sizes to extrapolate", params=params)
-            used = list(mix_ids)
-            Y = np.stack([L[ok & (R["mixture"] == m)].mean(0) for m in used])
+            used = [m for m in mix_ids if n_sizes(m) >= 1]
+            if len(used) < len(mix_ids):
+                notes.append(f"{len(mix_ids) - len(used)} mixture(s) lack a loss in some domain "
+                             "at the target and are left out of the mixing stage")
+            Y = np.array([[L[ok[:, d] & (R["mixture"] == m), d].mean() for d in range(nd)]
+                          for m in used]).reshape(len(used), nd)
         else:
             need = 3 if self.tie_alpha == "none" else 2
-            used = [m for m in mix_ids
-                    if np.unique(R["params"][ok & (R["mixture"] == m)]).size >= need]
+            used = [m for m in mix_ids if n_sizes(m) >= need]
             left = len(mix_ids) - len(used)
             if left:
-                notes.append(f"{left} mixture(s) have runs at fewer than {need} model sizes and "
-                             f"are left out of the size stage")
+                notes.append(f"{left} mixture(s) have runs at fewer than {need} model sizes (in "
+                             f"some domain) and are left out of the size stage")
             if not used:
-                most = max(np.unique(R["params"][ok & (R["mixture"] == m)]).size for m in mix_ids)
+                most = max(n_sizes(m) for m in mix_ids)
                 raise InsufficientDataError(
                     f"size stage: each mixture needs runs at ≥ {need} model sizes "
                     f"(tie_alpha={self.tie_alpha!r}); found at most {most}", needed=need, found=most)
-            S = max(int((ok & (R["mixture"] == m)).sum()) for m in used)
-            nd = len(self.domains_)
+            S = max(int((run_any & (R["mixture"] == m)).sum()) for m in used)
             G = len(used) * nd
             Ns, Ys, Ws = np.ones((G, S)), np.ones((G, S)), np.zeros((G, S))
             labels, dom_idx = [], []
             for a, m in enumerate(used):
-                sel = ok & (R["mixture"] == m)
                 for d in range(nd):
+                    sel = ok[:, d] & (R["mixture"] == m)
                     g = a * nd + d
                     k = int(sel.sum())
                     Ns[g, :k], Ys[g, :k], Ws[g, :k] = R["params"][sel], L[sel, d], 1.0

@@ -193,20 +193,25 @@ def fit_step_stage(
     labels : run identifiers, length ``G``.
     tokens : ``(G, C)`` checkpoint tokens, padded.
     losses : ``(G, C, n_domains)`` validation losses, padded.
-    mask : ``(G, C)`` 1 for real checkpoints (≥ 3 per run), 0 for padding.
+    mask : ``(G, C)`` 1 for real checkpoints (≥ 3 per run), 0 for padding; or
+        ``(G, C, n_domains)`` per-cell weights, 0 also for a missing loss (a checkpoint
+        with every domain's cell 0 is dropped; each (run, domain) needs ≥ 2 cells).
     tie : ``"run"`` shares ``beta`` across a run's domains (Ye et al.); ``"all"``
         one ``beta`` for every run and domain (profiled; steadiest when runs are
         short); ``"none"`` one per run and domain.
     """
     G, C, nd = losses.shape
     nb = nd if tie == "none" else 1
-    logD = np.log(np.where(mask > 0, tokens, 1.0))
-    logDref = (logD * mask).sum(1) / mask.sum(1)
-    x = np.where(mask > 0, logD - logDref[:, None], 0.0)
-    y = np.where(mask[..., None] > 0, losses, 1.0)
-    w3 = np.broadcast_to(mask[..., None], y.shape).astype(float)
-    ymin = np.where(w3 > 0, y, np.inf).min(1)
-    ymax = np.where(w3 > 0, y, -np.inf).max(1)
+    mask = np.asarray(mask, float)
+    w3 = np.broadcast_to(mask[..., None] if mask.ndim == 2 else mask, losses.shape).astype(float)
+    rows = (w3 > 0).any(-1).astype(float)          # (G, C) checkpoints with any cell
+    logD = np.log(np.where(rows > 0, tokens, 1.0))
+    logDref = (logD * rows).sum(1) / rows.sum(1)
+    x = np.where(rows > 0, logD - logDref[:, None], 0.0)
+    y = np.where(w3 > 0, losses, 1.0)
+    empty = w3.sum(1) < 2                           # (G, nd) a (run, domain) without a law
+    ymin = np.where(empty, 1.0, np.where(w3 > 0, y, np.inf).min(1))
+    ymax = np.where(empty, 1.0, np.where(w3 > 0, y, -np.inf).max(1))
     P = 2 * nd + nb
     bounds = np.zeros((G, P, 2))
     bounds[:, :nd, 0] = 0.0
@@ -255,8 +260,10 @@ def fit_step_stage(
     dB_dlogbeta = B * beta_d * logDref[:, None]
     var_B = (dB_dBref**2 * diag[:, nd:2 * nd] + dB_dlogbeta**2 * var_lb
              + 2 * dB_dBref * dB_dlogbeta * cov[:, np.arange(nd, 2 * nd), bidx])
+    E, B = np.where(empty, np.nan, E), np.where(empty, np.nan, B)
     params = {"E": E, "B": B, "beta": beta if tie == "none" else beta[:, 0]}
-    stderr = {"E": _lin_stderr(diag[:, :nd]), "B": np.where(np.isfinite(var_B), np.sqrt(np.abs(var_B)), np.inf),
+    stderr = {"E": np.where(empty, np.inf, _lin_stderr(diag[:, :nd])),
+              "B": np.where(np.isfinite(var_B) & ~empty, np.sqrt(np.abs(var_B)), np.inf),
               "beta": _log_stderr(params["beta"], diag[:, 2 * nd:] if nb > 1 else diag[:, 2 * nd])}
     corr = {"E~B": _corr(cov, 0, nd), "B~beta": _corr(cov, nd, 2 * nd)}
     law = "L_d(D) = E_d + B_d * D^(-beta)" + {"run": " (beta shared by a run's domains)",

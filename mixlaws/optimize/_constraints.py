@@ -192,15 +192,21 @@ def load_constraints(path: str | Path, sources: Sequence[str]) -> Constraints:
     import yaml
 
     p = Path(path)
+    from .._yaml import json_loads, safe_load
+
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConstraintError(f"{p}: cannot read the constraint file ({exc.strerror}); check the path",
                               path=str(p)) from exc
+    except UnicodeDecodeError as exc:
+        raise ConstraintError(f"{p}: not UTF-8 text (byte {exc.start}); save the constraint file "
+                              "as UTF-8", path=str(p)) from exc
     try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        data = json_loads(text) if p.suffix.lower() == ".json" else safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        msg = getattr(exc, "problem", None) or (str(exc).splitlines()[0] if str(exc)
+                                                else type(exc).__name__)
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConstraintError(f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}"

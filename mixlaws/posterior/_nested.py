@@ -272,6 +272,9 @@ def sample_posterior(model, runs, params: float, tokens: float, *, n_draws: int 
     if model.implicit is not None:
         raise MixlawsError("posterior sampling supports explicit (or mean) aggregation only; "
                            "refit without --implicit, or use --bootstrap")
+    if runs.data[runs.loss_columns].isna().to_numpy().any():  # nan_policy="omit"
+        raise MixlawsError(f"{runs.path}: posterior sampling does not handle missing loss cells "
+                           "yet (--nan-policy omit); fill or drop the gaps to sample")
     target = model.target(params, tokens)
     M, nd = len(model.sources_), len(model.domains_)
     H = sum_zero_basis(M)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._table import *  # noqa: F401,F403
 from ._warmup import *  # noqa: F401,F403
 from ._io import *  # noqa: F401,F403
-from . import _table, _warmup, _io
+from ._importers import *  # noqa: F401,F403
+from . import _table, _warmup, _io, _importers
 
-__all__ = [*_table.__all__, *_warmup.__all__, *_io.__all__]
+__all__ = [*_table.__all__, *_warmup.__all__, *_io.__all__, *_importers.__all__]

@@ -12,6 +12,7 @@ emitted once as a :class:`~mixlaws.errors.DataNote` warning.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from typing import Mapping
@@ -36,9 +37,13 @@ from ._io import (
 )
 from ..errors import DataNote, RunsTableError
 
-__all__ = ["RunsTable", "as_runs", "read_runs", "validate_runs"]
+__all__ = ["NAN_POLICIES", "LABEL_COLUMNS", "RunsTable", "as_runs", "read_runs", "validate_runs"]
 
 _EXPECTED = "run, params, tokens (or step), mix:<source>..., loss:<domain>..."
+NAN_POLICIES = ("raise", "omit")
+"""What a missing loss cell does: raise an error, or omit the cell from the fits."""
+LABEL_COLUMNS = ("name", "mixture")
+"""Optional column naming each run's mixture (kept as ``name``; reports use it as the label)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,7 +54,8 @@ class RunsTable:
     ----------
     data : DataFrame with columns exactly ``run`` (str), ``params``, ``tokens``,
         ``mix:<source>``... (rows sum to 1 to float64 precision), ``loss:<domain>``...
-        (finite, > 0), all float64; sorted by run then tokens, index reset.
+        (finite, > 0; NaN where missing with ``nan_policy="omit"``), all float64; an optional
+        ``name`` (str) column; sorted by run then tokens, index reset.
         Warm-up checkpoints are kept.
     sources : source names, in the order of the file's ``mix:`` columns.
     domains : validation domains, in the order of the file's ``loss:`` columns.
@@ -57,6 +63,10 @@ class RunsTable:
         (then the ``tokens`` column holds step values).
     path : file name used in messages (``"<table>"`` for in-memory frames).
     notes : visible notes about changes made to the input.
+    nan_policy : how missing losses were read (``"omit"``: ``loss:`` cells may be NaN).
+
+    An optional ``name`` column (from a ``name`` or ``mixture`` column of the file) labels
+    each run's mixture.
     """
 
     data: pd.DataFrame
@@ -65,6 +75,22 @@ class RunsTable:
     progress: str
     path: str
     notes: tuple[str, ...] = ()
+    nan_policy: str = "raise"
+    renormalize: bool = False
+
+    def content_hash(self) -> str:
+        """SHA-256 of the validated table (columns and every value, floats by ``repr``).
+
+        The fit artifact records it so that later commands can tell whether they read the
+        table that was fitted.
+        """
+        h = hashlib.sha256()
+        for column in self.data.columns:
+            h.update(repr(column).encode())
+            values = self.data[column].to_numpy()
+            h.update(values.astype(str).tobytes() if values.dtype == object
+                     else np.ascontiguousarray(values, dtype=np.float64).tobytes())
+        return h.hexdigest()
 
     @property
     def mix_columns(self) -> list[str]:
@@ -111,14 +137,20 @@ class RunsTable:
 
 
 def _check_values(values: Mapping[str, np.ndarray], runs: np.ndarray, progress: str,
-                  name: str) -> None:
-    """Missing, non-finite and out-of-range cells raise, naming run, column and row."""
+                  name: str, nan_policy: str = "raise") -> None:
+    """Missing, non-finite and out-of-range cells raise, naming run, column and row.
+
+    With ``nan_policy="omit"`` a missing loss cell is allowed (it is left out of the fits).
+    """
     losses = [x for column, x in values.items() if column.startswith("loss:")]
     n_gaps = int(np.isnan(np.column_stack(losses)).any(axis=1).sum())
+    omit = nan_policy == "omit"
     for column, x in values.items():
         if column.startswith("loss:"):
-            rules = [(np.isnan(x), f"loss is missing ({n_gaps} row(s) of the table lack a loss); "
-                      "fill the gaps or drop those checkpoint rows"),
+            rules = [(np.isnan(x) & (not omit),
+                      f"loss is missing ({n_gaps} row(s) of the table lack a loss); fill the "
+                      "gaps, drop those checkpoint rows, or pass --nan-policy omit to leave the "
+                      "missing cells out of the fits"),
                      (~np.isfinite(x) & ~np.isnan(x), "loss is {v}; losses must be finite"),
                      (x <= 0, "loss is {v}; losses must be > 0 (nats/token)")]
         elif column.startswith("mix:"):
@@ -137,8 +169,25 @@ def _check_values(values: Mapping[str, np.ndarray], runs: np.ndarray, progress: 
                                      row=i + 1)
 
 
+def _check_monotone(step: np.ndarray, tokens: np.ndarray, runs: np.ndarray, name: str) -> None:
+    """Within a run, tokens must grow with step (a decrease means a column is wrong)."""
+    frame = pd.DataFrame({"run": runs, "step": step, "tokens": tokens,
+                          "row": np.arange(1, len(runs) + 1)}).dropna()
+    frame = frame.sort_values(["run", "step"], kind="mergesort")
+    same_run = frame["run"].to_numpy()[1:] == frame["run"].to_numpy()[:-1]
+    bad = same_run & (np.diff(frame["step"].to_numpy()) > 0) \
+        & (np.diff(frame["tokens"].to_numpy()) <= 0)
+    if (i := first_bad(bad)) is not None:
+        a, b = frame.iloc[i], frame.iloc[i + 1]
+        raise RunsTableError(f"{name}: run '{a['run']}': step grows from {a['step']:g} (row "
+                             f"{a['row']}) to {b['step']:g} (row {b['row']}) but tokens go from "
+                             f"{a['tokens']:g} to {b['tokens']:g}; tokens must increase with "
+                             "step: fix the tokens or step column", path=name, run=a["run"],
+                             column="tokens", row=int(b["row"]))
+
+
 def validate_runs(frame: pd.DataFrame, *, path: str = "<table>", renormalize: bool = False,
-                  tolerance: float = 0.005) -> RunsTable:
+                  tolerance: float = 0.005, nan_policy: str = "raise") -> RunsTable:
     """Validate a raw runs table and return it in canonical form.
 
     Parameters
@@ -148,6 +197,10 @@ def validate_runs(frame: pd.DataFrame, *, path: str = "<table>", renormalize: bo
     renormalize : rescale mixtures whose sum s deviates from 1 by more than
         ``tolerance`` (r_j <- r_j / s) instead of raising.
     tolerance : rows with |s - 1| <= tolerance are always rescaled, with a note.
+    nan_policy : ``"raise"`` (default): a missing loss cell is an error; ``"omit"``: the
+        missing (checkpoint, domain) cells stay NaN in ``data`` and the estimators leave
+        them out of the fits (not whole rows), with a note counting them per run and domain
+        (lmfit's convention).  Rows with every loss missing are dropped.
 
     Returns
     -------
@@ -165,6 +218,9 @@ def validate_runs(frame: pd.DataFrame, *, path: str = "<table>", renormalize: bo
         raise TypeError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
     if not 0.0 <= tolerance < 1.0:
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
+    if nan_policy not in NAN_POLICIES:
+        raise RunsTableError(f"{path}: nan_policy must be one of {', '.join(NAN_POLICIES)}, not "
+                             f"{nan_policy!r}", path=path)
     frame = strip_columns(frame, path, RunsTableError)
     columns = list(frame.columns)
     sources = prefixed(columns, "mix:", path, RunsTableError)
@@ -197,21 +253,31 @@ def validate_runs(frame: pd.DataFrame, *, path: str = "<table>", renormalize: bo
     loss_cols = [f"loss:{d}" for d in domains]
     values = {c: numeric(frame[c], c, runs, path, RunsTableError, "run")
               for c in ("params", progress, *mix_cols, *loss_cols)}
-    _check_values(values, runs, progress, path)
+    _check_values(values, runs, progress, path, nan_policy)
+    if progress == "tokens" and "step" in columns:
+        _check_monotone(numeric(frame["step"], "step", runs, path, RunsTableError, "run"),
+                        values["tokens"], runs, path)
 
     table = pd.DataFrame({"run": runs.astype(str), **values}).rename(columns={progress: "tokens"})
+    label = next((c for c in LABEL_COLUMNS if c in columns), None)
+    if label is not None:
+        table["name"] = cell_text(frame[label]).astype(str)
     table.insert(0, "_row", np.arange(1, len(table) + 1))
     groups = table.groupby("run", sort=False)
-    varying = groups[["params", *mix_cols]].nunique() > 1
+    varying = groups[["params", *mix_cols] + (["name"] if label else [])].nunique() > 1
     if varying.to_numpy().any():
         run, column = next((r, c) for r, row in varying.iterrows() for c in row.index if row[c])
-        seen = pd.unique(table.loc[table["run"] == run, column])[:2]
+        seen = [v if isinstance(v, str) else f"{v:g}"
+                for v in pd.unique(table.loc[table["run"] == run, column])[:2]]
         raise RunsTableError(f"{path}: run '{run}' has different values in column '{column}' "
-                             f"({seen[0]:g} and {seen[1]:g}); a run has a single {column} "
+                             f"({seen[0]} and {seen[1]}); a run has a single {column} "
                              "value: fix the rows or give them different run names", path=path,
                              run=run, column=column)
 
     notes: list[str] = []
+    if nan_policy == "omit":
+        notes += _omitted(table, loss_cols)
+        table = table[table[loss_cols].notna().any(axis=1).to_numpy()]
     dup = table.duplicated(["run", "tokens"], keep=False).to_numpy()
     if dup.any():
         counts = table[dup].groupby(["run", "tokens"], sort=False)[loss_cols].nunique() > 1
@@ -259,20 +325,39 @@ def validate_runs(frame: pd.DataFrame, *, path: str = "<table>", renormalize: bo
     for note in notes:
         warnings.warn(f"{path}: {note}", DataNote, stacklevel=2)
     return RunsTable(data=data, sources=sources, domains=domains, progress=progress, path=path,
-                     notes=tuple(notes))
+                     notes=tuple(notes), nan_policy=nan_policy, renormalize=renormalize)
 
 
-def read_runs(path: PathLike, *, renormalize: bool = False, tolerance: float = 0.005) -> RunsTable:
+def _omitted(table: pd.DataFrame, loss_cols: list[str]) -> list[str]:
+    """The note of ``nan_policy="omit"``: how many cells of which runs and domains are left out."""
+    gaps = table[loss_cols].isna()
+    n = int(gaps.to_numpy().sum())
+    if not n:
+        return []
+    per_run = gaps.groupby(table["run"].to_numpy(), sort=False).sum().sum(axis=1)
+    per_run = per_run[per_run > 0]
+    domains = [c[len("loss:"):] for c in loss_cols if gaps[c].any()]
+    runs = ", ".join(f"'{r}' ({int(k)})" for r, k in per_run.items())
+    empty = int(gaps.all(axis=1).sum())
+    return [f"omitted {n} missing loss cell(s) (--nan-policy omit) in {len(per_run)} run(s): "
+            f"{runs}; domain(s): {', '.join(domains)}"
+            + (f"; {empty} row(s) with every loss missing dropped" if empty else "")]
+
+
+def read_runs(path: PathLike, *, renormalize: bool = False, tolerance: float = 0.005,
+              nan_policy: str = "raise") -> RunsTable:
     """Read a runs table from CSV (``,``/``;``/tab) or Parquet and validate it.
 
-    See :func:`validate_runs` for the checks; errors are :class:`RunsTableError`.
+    See :func:`validate_runs` for the checks and ``nan_policy``; errors are
+    :class:`RunsTableError`.
     """
     frame, name = read_frame(path, RunsTableError)
-    return validate_runs(frame, path=name, renormalize=renormalize, tolerance=tolerance)
+    return validate_runs(frame, path=name, renormalize=renormalize, tolerance=tolerance,
+                         nan_policy=nan_policy)
 
 
 def as_runs(runs: "RunsTable | pd.DataFrame | PathLike", *, renormalize: bool = False,
-            tolerance: float = 0.005) -> RunsTable:
+            tolerance: float = 0.005, nan_policy: str = "raise") -> RunsTable:
     """A :class:`RunsTable` from a runs table, a DataFrame (validated) or a file path (read).
 
     What every ``fit`` accepts, so that ``NestedMixingLaw().fit("runs.csv")`` works.
@@ -280,5 +365,6 @@ def as_runs(runs: "RunsTable | pd.DataFrame | PathLike", *, renormalize: bool = 
     if isinstance(runs, RunsTable):
         return runs
     if isinstance(runs, pd.DataFrame):
-        return validate_runs(runs, renormalize=renormalize, tolerance=tolerance)
-    return read_runs(runs, renormalize=renormalize, tolerance=tolerance)
+        return validate_runs(runs, renormalize=renormalize, tolerance=tolerance,
+                             nan_policy=nan_policy)
+    return read_runs(runs, renormalize=renormalize, tolerance=tolerance, nan_policy=nan_policy)

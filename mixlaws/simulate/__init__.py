@@ -2,6 +2,7 @@
 """
 from __future__ import annotations
 from ._truth import SweepTruth, random_truth, domain_weights
+from ._shift import optimum_shift, size_dependent_truth
 from ._sweep import (sample_mixtures, round_mixtures, size_label, simulate_sweep, project_to_simplex, true_optimum, write_fixtures, main, BASELINE, FIXTURE_DOMAINS, FIXTURE_SOURCES)
 
 __all__ = [
@@ -19,4 +20,6 @@ __all__ = [
     "BASELINE",
     "FIXTURE_DOMAINS",
     "FIXTURE_SOURCES",
+    "optimum_shift",
+    "size_dependent_truth",
 ]

@@ -25,7 +25,7 @@ from ..errors import ScaleError
 from ..optimize import Constraints, feasible_points, linear_items
 
 __all__ = ["FLOPS_PER_PARAM_TOKEN", "run_flops", "ProposedRun", "Candidate", "TableSummary",
-           "summarise_table", "feasible_mask", "mixture_cloud", "farthest_points",
+           "summarise_table", "feasible_mask", "mixture_cloud", "tidy_mixtures", "farthest_points",
            "build_candidates"]
 
 FLOPS_PER_PARAM_TOKEN = 6.0
@@ -144,7 +144,22 @@ def mixture_cloud(constraints: Constraints, total_tokens: float | None, n: int,
     out = np.vstack([base, D]) if len(D) else base
     while len(out) < n:
         out = np.vstack([out, feasible_points(constraints, total_tokens, n - len(out) + 1, rng)[1:]])
-    return out[:n]
+    return tidy_mixtures(out[:n], constraints, total_tokens)
+
+
+def tidy_mixtures(R: np.ndarray, constraints: Constraints, total_tokens: float | None,
+                  floor: float = 1e-6) -> np.ndarray:
+    """Proportions below ``floor`` set to 0 and the row rescaled to sum 1, where that stays feasible.
+
+    LP vertices come back with entries like ``6e-13``; a training config should read ``0``.
+    Rows whose tidied version would break a constraint are kept as they are.
+    """
+    R = np.array(R, dtype=float)
+    T = np.where(R < floor, 0.0, R)
+    T = T / T.sum(1, keepdims=True)
+    ok = feasible_mask(constraints, total_tokens, T)
+    R[ok] = T[ok]
+    return R
 
 
 def farthest_points(pool: np.ndarray, existing: np.ndarray, k: int) -> list[int]:

@@ -86,7 +86,8 @@ class GreedyStep:
 
 def greedy_batch(terms: list[np.ndarray], flops: np.ndarray, points: list[tuple[int, ...]],
                  reg: np.ndarray, optima: np.ndarray, *, budget: float, max_runs: int,
-                 n_runs: np.ndarray) -> tuple[list[GreedyStep], float, float]:
+                 n_runs: np.ndarray, spread: np.ndarray | None = None,
+                 ) -> tuple[list[GreedyStep], float, float]:
     """Pick candidates greedily by expected regret reduction per FLOP within ``budget``.
 
     Parameters
@@ -96,6 +97,9 @@ def greedy_batch(terms: list[np.ndarray], flops: np.ndarray, points: list[tuple[
     points : per candidate, the indices of its points (candidates sharing a point exclude each other).
     reg : ``(B, R)`` regret matrix; ``optima`` ``(B, M)`` members' optimal mixtures.
     budget, max_runs : total FLOPs and number of runs allowed.
+    spread : ``(C,)`` predictive spread of each candidate's outcome; when no candidate is
+        expected to reduce the regret (all members agree), the pick maximises ``spread / flops``
+        instead (uncertainty sampling) and its value is recorded as 0.
 
     Returns
     -------
@@ -121,11 +125,14 @@ def greedy_batch(terms: list[np.ndarray], flops: np.ndarray, points: list[tuple[
         er = expected_regret(acc[None] + T[idx], reg).mean(axis=(1, 2))  # (len(idx),)
         gain = (current - er) / flops[idx]
         j = int(np.argmax(gain))
+        if not gain[j] > 0 and spread is not None:
+            j = int(np.argmax(spread[idx] / flops[idx]))
+            gain = np.zeros_like(gain)
         c = int(idx[j])
         acc = acc + T[c]
         current = float(er[j])
-        spread = float(optimum_spread(acc, optima).mean())
-        steps.append(GreedyStep(c, float(gain[j]), current, spread))
+        spr = float(optimum_spread(acc, optima).mean())
+        steps.append(GreedyStep(c, float(gain[j]), current, spr))
         left -= float(flops[c])
         runs_left -= int(n_runs[c])
         used.update(points[c])

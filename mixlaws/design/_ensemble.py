@@ -1,18 +1,27 @@
 """The predictive distribution ``suggest`` plans with: a perturbed-observation ensemble of refits.
 
-Member ``b`` of family ``f`` is the estimator of ``f`` fitted to the runs table with every run's
-losses multiplied by one factor :math:`\\exp(\\sigma z_{b,\\mathrm{run}})`,
-:math:`z \\sim N(0, 1)` shared by the run's checkpoints and domains (member 0 is the fit to the
-data as given).  :math:`\\sigma` is the run-level relative noise measured on the table itself,
+Member ``b`` of family ``f`` is the estimator of ``f`` refitted to a perturbed copy of the runs
+table (member 0 is the fit to the data as given):
 
-.. math:: \\hat\\sigma^2 = \\frac{1}{n - p} \\sum_{i=1}^{n} \\log^2\\frac{y_i}{\\hat L(r_i, N_i, D_i)},
+* every run's losses on domain ``d`` are multiplied by :math:`\\exp(\\sigma_d z_{b,\\mathrm{run},d})`,
+  :math:`z \\sim N(0, 1)` shared by the run's checkpoints (run-level noise), and
+* the runs of a random subset of the distinct mixtures are left out (half of them, but never
+  so many that fewer than ``M + 2`` remain: a delete-d jackknife over mixtures, whose spread
+  shows how much the fitted law's extrapolation across the simplex depends on which mixtures
+  were trained).
 
-with :math:`y_i` a run's aggregate loss at its last checkpoint, :math:`\\hat L` the point fit
-and :math:`p = M + 1` (clipped to [1e-3, 0.05]).  This is the randomised-maximum-likelihood /
-perturbed-observation approximation of a posterior (as in ensemble Kalman filters): cheap
-because a refit costs a fraction of a second, faithful to the nesting because every member runs
-the whole pipeline, and any law family (``mixlaws.fit.FAMILIES``) can contribute members, so
-structural uncertainty enters as members of several families.
+:math:`\\sigma_d` is the run-level relative noise measured on the table itself,
+
+.. math:: \\hat\\sigma_d^2 = \\frac{1}{n - p} \\sum_{i=1}^{n} \\log^2\\frac{y_{id}}{\\hat L_d(r_i, N_i, D_i)},
+
+with :math:`y_{id}` a run's loss at its last checkpoint, :math:`\\hat L_d` the point fit and
+:math:`p = M + 1` (clipped to [1e-3, 0.05]); the aggregate version :math:`\\hat\\sigma` is the
+noise of a fantasised observation.  This is the randomised-maximum-likelihood /
+perturbed-observation approximation of a posterior (as in ensemble Kalman filters), widened by
+the jackknife over mixtures for the law's own extrapolation error: cheap because a refit costs
+a fraction of a second, faithful to the nesting because every member runs the whole pipeline,
+and any law family (``mixlaws.fit.FAMILIES``) can contribute members, so structural
+uncertainty enters as members of several families.
 """
 
 from __future__ import annotations
@@ -70,13 +79,23 @@ def family_settings(name: str, settings: Mapping[str, Any] | None) -> dict[str, 
             if k in accepted and k not in fam.settings and v is not None}
 
 
-def perturbed_table(runs: RunsTable, sigma: float, rng: np.random.Generator) -> RunsTable:
-    """``runs`` with each run's losses multiplied by ``exp(sigma z_run)``, ``z_run ~ N(0, 1)``."""
+def perturbed_table(runs: RunsTable, sigma: Any, rng: np.random.Generator,
+                    drop: int = 0) -> RunsTable:
+    """``runs`` with losses times ``exp(sigma_d z_run,d)`` and the runs of ``drop`` random mixtures left out.
+
+    ``sigma`` is a scalar or one value per domain; ``z ~ N(0, 1)`` per run and domain.
+    """
     data = runs.data.copy()
     ids, inverse = np.unique(data["run"].to_numpy(), return_inverse=True)
-    factor = np.exp(sigma * rng.standard_normal(len(ids)))[np.ravel(inverse)]
     cols = runs.loss_columns
-    data[cols] = data[cols].to_numpy(float) * factor[:, None]
+    z = rng.standard_normal((len(ids), len(cols)))
+    factor = np.exp(np.broadcast_to(np.asarray(sigma, float), (len(cols),)) * z)[np.ravel(inverse)]
+    data[cols] = data[cols].to_numpy(float) * factor
+    if drop > 0:
+        mix = data[runs.mix_columns].to_numpy(float)
+        uniq, which = np.unique(mix, axis=0, return_inverse=True)
+        out = rng.choice(len(uniq), size=min(drop, len(uniq) - 1), replace=False)
+        data = data[~np.isin(np.ravel(which), out)].reset_index(drop=True)
     return RunsTable(data=data, sources=runs.sources, domains=runs.domains,
                      progress=runs.progress, path=runs.path, notes=runs.notes)
 
@@ -86,26 +105,31 @@ def _aggregate(model: Any, losses: np.ndarray) -> np.ndarray:
     return losses.mean(1) if w is None else losses @ np.asarray(w)
 
 
-def run_noise(model: Any, runs: RunsTable) -> float:
-    """Run-level relative noise ``sigma`` of the runs' last checkpoints around ``model``."""
+def run_noise(model: Any, runs: RunsTable, per_domain: bool = False) -> Any:
+    """Run-level relative noise of the runs' last checkpoints around ``model``.
+
+    The aggregate ``sigma`` (a float), or with ``per_domain`` one value per domain (an array).
+    """
     data = runs.data
     last = data.groupby("run", sort=False).tail(1)
-    y = _aggregate(model, last[runs.loss_columns].to_numpy(float))
+    Yd = last[runs.loss_columns].to_numpy(float)
+    y = Yd if per_domain else _aggregate(model, Yd)
     R = last[runs.mix_columns].to_numpy(float)
     N, D = last["params"].to_numpy(float), last["tokens"].to_numpy(float)
     res = []
     for key in sorted(set(zip(N.tolist(), D.tolist()))):
         sel = (N == key[0]) & (D == key[1])
         try:
-            pred = model.predict(R[sel], *key)["loss"]
+            pred = model.predict(R[sel], *key)["domains" if per_domain else "loss"]
         except MixlawsError:
             continue
         res.append(np.log(y[sel] / pred))
     if not res:
-        return _NOISE_FLOOR
+        return np.full(len(runs.domains), _NOISE_FLOOR) if per_domain else _NOISE_FLOOR
     r = np.concatenate(res)
-    dof = max(r.size - (len(runs.sources) + 1), 1)
-    return float(np.clip(np.sqrt(np.sum(r**2) / dof), _NOISE_FLOOR, _NOISE_CAP))
+    dof = max(r.shape[0] - (len(runs.sources) + 1), 1)
+    sig = np.clip(np.sqrt(np.sum(r**2, axis=0) / dof), _NOISE_FLOOR, _NOISE_CAP)
+    return sig if per_domain else float(sig)
 
 
 def _fit(name: str, settings: dict[str, Any], runs: RunsTable, seed: int) -> Any:
@@ -120,9 +144,11 @@ def _fit(name: str, settings: dict[str, Any], runs: RunsTable, seed: int) -> Any
 
 def fit_ensemble(runs: RunsTable, target: tuple[float, float], *, laws: Sequence[str] = ("nested",),
                  n_members: int = 16, settings: Mapping[str, Any] | None = None,
-                 seed: int = 0) -> tuple[Ensemble | None, list[str]]:
+                 jackknife: float = 0.0, seed: int = 0) -> tuple[Ensemble | None, list[str]]:
     """Fit a perturbed-observation ensemble of ``n_members`` per law family.
 
+    ``jackknife`` is the fraction of distinct mixtures each member leaves out (0 by default:
+    every left-out pattern changes the problem shapes, and JAX recompiles for each).
     Returns ``(ensemble, notes)``; ``ensemble`` is None when no family can predict at ``target``
     from this table (too few sizes or mixtures), and ``notes`` say why.
     """
@@ -136,20 +162,27 @@ def fit_ensemble(runs: RunsTable, target: tuple[float, float], *, laws: Sequence
             notes.append(f"law {name!r} cannot predict at the target from this table: {exc}")
             continue
         sigma = run_noise(point, runs)
+        sigma_d = run_noise(point, runs, per_domain=True)
         sigmas.append(sigma)
         rng = np.random.default_rng([seed, k, 0xD51])
+        n_mix = len(runs.mixtures()[0])
+        drop = max(0, min(int(jackknife * n_mix), n_mix - (len(runs.sources) + 2)))
         fam_members = [point]
         for _ in range(n_members - 1):
-            try:
-                member = _fit(name, kw, perturbed_table(runs, sigma, rng), seed)
-                member.predict(runs.mixtures()[0][:1], *target)
-            except MixlawsError:
-                continue
-            fam_members.append(member)
+            member = None
+            for d in (drop, 0):
+                try:
+                    member = _fit(name, kw, perturbed_table(runs, sigma_d, rng, drop=d), seed)
+                    member.predict(runs.mixtures()[0][:1], *target)
+                    break
+                except MixlawsError:
+                    member = None
+            if member is not None:
+                fam_members.append(member)
         members += fam_members
         fams += [name] * len(fam_members)
-        notes.append(f"law {name!r}: {len(fam_members)} members, run-level noise "
-                     f"sigma = {sigma:.4g} (relative)")
+        notes.append(f"law {name!r}: {len(fam_members)} members (each leaving out {drop} of "
+                     f"{n_mix} mixtures), run-level noise sigma = {sigma:.4g} (relative)")
     if not members:
         return None, notes
     return Ensemble(tuple(members), tuple(fams), float(np.max(sigmas)), tuple(notes)), notes

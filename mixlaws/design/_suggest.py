@@ -28,7 +28,8 @@ from ..optimize import Constraints
 from ..runs import RunsTable
 from ..simulate import size_label
 from ._candidates import (Candidate, ProposedRun, build_candidates, farthest_points,
-                          feasible_mask, mixture_cloud, run_flops, summarise_table)
+                          feasible_mask, mixture_cloud, run_flops, summarise_table,
+                          tidy_mixtures)
 from ._criterion import Fantasies, greedy_batch
 from ._ensemble import Ensemble, fit_ensemble
 
@@ -282,7 +283,8 @@ def _plan(ens: Ensemble, summary, sizes, ratio, budget, batch, C, target, laws, 
     # refine around each member's optimum: convex combinations stay feasible
     lam = rng.uniform(0.02, 0.3, (len(best), 8))[..., None]
     other = cloud[rng.integers(0, len(cloud), (len(best), 8))]
-    extra = ((1 - lam) * cloud[best][:, None, :] + lam * other).reshape(-1, len(sources))
+    extra = tidy_mixtures(((1 - lam) * cloud[best][:, None, :] + lam * other).reshape(-1, len(sources)),
+                          C, D)
     cloud = np.vstack([cloud, extra])
     F = np.hstack([F, ens.predict_target(extra, N, D)])
     ok = np.all(np.isfinite(F) & (F > 0), axis=0)
@@ -323,15 +325,18 @@ def _plan(ens: Ensemble, summary, sizes, ratio, budget, batch, C, target, laws, 
     fant = Fantasies.draw(np.where(good, Y, 1.0), ens.noise, n_draws, rng)
     terms = [fant.term(c.points) for c in cands]
     flops = np.array([c.flops for c in cands])
+    sd = np.log(np.where(good, Y, 1.0)).std(0)
     steps, before, spread0 = greedy_batch(
         terms, flops, [c.points for c in cands], reg, optima, budget=budget, max_runs=batch,
-        n_runs=np.array([len(c.runs) for c in cands]))
+        n_runs=np.array([len(c.runs) for c in cands]),
+        spread=np.array([sd[list(c.points)].sum() for c in cands]))
     picks, path, spent = [], [], 0.0
     for st in steps:
         c = cands[st.index]
         reason = _reason(c, sources, summary.mixtures, st.regret)
         if st.value <= 0:
-            reason += " (no expected gain: the budget allows it, the criterion sees nothing better)"
+            reason += (" (the ensemble agrees on the optimum, so no run is expected to lower the "
+                       "regret: picked where the members disagree most per FLOP)")
         for r in c.runs:
             picks.append((r, st.value, reason, c.kind, c.label))
         spent += c.flops

@@ -124,26 +124,29 @@ def mixture_cloud(constraints: Constraints, total_tokens: float | None, n: int,
                   rng: np.random.Generator) -> np.ndarray:
     """``n`` feasible mixtures covering the constrained simplex, interior and faces.
 
-    Half are :func:`~mixlaws.optimize.feasible_points` (convex combinations of LP vertices and a
-    central point); the other half sparse Dirichlet draws (concentration 0.2-1, a random subset
-    of sources set to 0) kept when feasible, topped up with the first kind.
+    Up to 32 :func:`~mixlaws.optimize.feasible_points` (a central point and points towards LP
+    vertices), sparse Dirichlet draws (concentration 0.2-1, a random subset of sources set to 0)
+    kept when feasible, and random convex combinations of the former (feasible by convexity) to
+    make up the number.  Entries are tidied by :func:`tidy_mixtures`.
     """
     M = len(constraints.sources)
-    base = feasible_points(constraints, total_tokens, max(n // 2, 2), rng)
     if M == 1:
         return np.ones((n, 1))
+    base = feasible_points(constraints, total_tokens, min(32, max(n, 2)), rng)
     draws = []
-    for _ in range(4 * n):
+    for _ in range(n):
         r = rng.dirichlet(np.full(M, rng.uniform(0.2, 1.0)))
         if M >= 3 and rng.uniform() < 0.5:
             r[rng.choice(M, size=int(rng.integers(1, M - 1)), replace=False)] = 0.0
             r = r / r.sum() if r.sum() > 0 else np.full(M, 1.0 / M)
         draws.append(r)
     D = np.asarray(draws)
-    D = D[feasible_mask(constraints, total_tokens, D)][: n - len(base)]
+    D = D[feasible_mask(constraints, total_tokens, D)][: max(n - len(base), 0) // 2]
     out = np.vstack([base, D]) if len(D) else base
-    while len(out) < n:
-        out = np.vstack([out, feasible_points(constraints, total_tokens, n - len(out) + 1, rng)[1:]])
+    k = n - len(out)
+    if k > 0:
+        W = rng.dirichlet(np.full(len(base), 0.3), size=k)
+        out = np.vstack([out, W @ base])
     return tidy_mixtures(out[:n], constraints, total_tokens)
 
 

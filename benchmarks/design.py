@@ -20,11 +20,13 @@ compute.  Seeds 0-2 were used while developing ``suggest`` (``--tune``); the rep
 (default 100-105) were not looked at before the figures in the README were printed.
 
 Run:  python benchmarks/design.py [--quick] [--seeds 100,101,...] [--png design_replay.png]
+      python benchmarks/design.py --speed      (time one suggest call, 7 sources, 102 runs)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 
@@ -137,6 +139,22 @@ def replay(seed: int, rounds: int) -> dict[str, list[tuple[float, float, str]]]:
     return out
 
 
+def speed() -> None:
+    """Time ``suggest_runs`` (batch 8, defaults) on a 7-source table of 102 runs (34 mixtures x 3 sizes)."""
+    src = tuple(f"src{j}" for j in range(7))
+    truth = size_dependent_truth(src, DOMAINS, seed=0)
+    df = simulate_sweep(truth, n_mixtures=34, sizes=SIZES, tokens_per_param=RATIO,
+                        checkpoints=CHECKPOINTS, seed=0)
+    runs = validate_runs(df)
+    for label in ("first call (includes JAX compilation)", "second call"):
+        t, c = time.perf_counter(), time.process_time()
+        s = suggest_runs(runs, *TARGET, 5e18, batch=8, seed=0)
+        print(f"speed: {label}: {time.perf_counter() - t:.1f} s wall, "
+              f"{time.process_time() - c:.1f} s CPU for {len(s.proposals)} runs from a "
+              f"{len(src)}-source table of {df['run'].nunique()} runs "
+              f"(load average {os.getloadavg()[0]:.1f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 report seeds, 3 rounds (a few minutes)")
@@ -144,8 +162,13 @@ def main() -> None:
     ap.add_argument("--seeds", help="comma-separated replicate seeds (default 100-105)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds (default 4; 3 with --quick)")
     ap.add_argument("--png", default=None, help="write the regret-vs-compute figure here")
+    ap.add_argument("--speed", action="store_true", help="only time suggest on a 7-source, "
+                    "102-run table")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
+    if args.speed:
+        speed()
+        return
     seeds = ([0, 1, 2] if args.tune else [int(s) for s in args.seeds.split(",")] if args.seeds
              else [100, 101, 102] if args.quick else list(range(100, 106)))
     rounds = args.rounds or (3 if args.quick else 4)

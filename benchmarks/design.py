@@ -7,7 +7,9 @@ the 1B target) and starts every strategy from the same handful of runs: 8 mixtur
 smallest size.  Each round adds the same compute to each strategy (unspent compute carries
 over to the next round):
 
-``suggest``  :func:`mixlaws.design.suggest_runs` (law ``nested``, batch 8, defaults otherwise);
+``suggest``  :func:`mixlaws.design.suggest_runs` with the families the refit rule below uses
+             (``nested,joint``, 8 members each) and batch 16 (so that it can spend the round's
+             compute on cheap runs: equal compute, not equal run counts);
 ``random``   random mixtures (``sample_mixtures``) at sizes drawn uniformly from the sizes;
 ``grid``     Ye-style: the same mixtures at every size (first the initial mixtures at the
              next size up, then fresh mixtures at every size, smallest first).
@@ -86,7 +88,8 @@ def recommend(df: pd.DataFrame) -> tuple[np.ndarray, str]:
     return row[[f"mix:{s}" for s in SOURCES]].to_numpy(float), "best observed"
 
 
-def replay(seed: int, rounds: int) -> dict[str, list[tuple[float, float, str]]]:
+def replay(seed: int, rounds: int, laws=("nested", "joint"), members: int = 8,
+           batch: int = 16) -> dict[str, list[tuple[float, float, str]]]:
     """Per strategy, ``(cumulative FLOPs, true regret, rule)`` after the start and each round."""
     truth = size_dependent_truth(SOURCES, DOMAINS, seed=seed)
     r_opt, l_opt = true_optimum(truth, *TARGET)
@@ -109,7 +112,8 @@ def replay(seed: int, rounds: int) -> dict[str, list[tuple[float, float, str]]]:
             new: list[tuple[np.ndarray, float]] = []
             if strat == "suggest":
                 s = suggest_runs(validate_runs(df), *TARGET, bank, sizes=SIZES,
-                                 tokens_per_param=RATIO, batch=8, seed=seed * 100 + rnd)
+                                 tokens_per_param=RATIO, batch=batch, laws=laws,
+                                 n_members=members, seed=seed * 100 + rnd)
                 new = [(row[[f"mix:{x}" for x in SOURCES]].to_numpy(float), row["params"])
                        for _, row in s.proposals.iterrows()]
             elif strat == "random":
@@ -162,6 +166,9 @@ def main() -> None:
     ap.add_argument("--seeds", help="comma-separated replicate seeds (default 100-105)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds (default 4; 3 with --quick)")
     ap.add_argument("--png", default=None, help="write the regret-vs-compute figure here")
+    ap.add_argument("--laws", default="nested,joint", help="families suggest plans with")
+    ap.add_argument("--members", type=int, default=8, help="ensemble members per family")
+    ap.add_argument("--batch", type=int, default=16, help="suggest's runs per round at most")
     ap.add_argument("--speed", action="store_true", help="only time suggest on a 7-source, "
                     "102-run table")
     args = ap.parse_args()
@@ -176,10 +183,11 @@ def main() -> None:
     res = {}
     for s in seeds:
         t = time.time()
-        res[s] = replay(s, rounds)
+        res[s] = replay(s, rounds, tuple(args.laws.split(",")), args.members, args.batch)
         fin = {k: v[-1][1] for k, v in res[s].items()}
         print(f"seed {s}: final true regret " + ", ".join(f"{k} {v:.4g}" for k, v in fin.items())
               + f"  ({time.time() - t:.0f} s)", flush=True)
+    print(f"suggest: laws {args.laws}, {args.members} members per law, batch {args.batch}")
     print(f"\nTRUE regret at the target (N*={TARGET[0]:.3g}, D*={TARGET[1]:.3g}), mean over seeds "
           f"{seeds} (median in brackets), against cumulative compute:")
     print(f"{'round':>5} {'FLOPs':>9} " + " ".join(f"{s:>18}" for s in STRATEGIES))

@@ -157,3 +157,19 @@ def test_cli_writes_csv_and_never_overwrites_the_table(tmp_path, capsys):
     assert list(csv.columns[:2]) == ["params", "tokens"] and "reason" in csv.columns
     assert len(csv) == len(doc["proposals"]) == 3 and csv["flops"].sum() <= 2e17
     assert run_flops(2e7, 4e8) == pytest.approx(4.8e16)
+
+
+def test_size_dependent_truth_moves_the_optimum():
+    from mixlaws.simulate import optimum_shift, size_dependent_truth, true_optimum
+
+    t = size_dependent_truth(("web", "code", "books", "papers"), DOMAINS, seed=4, min_shift=0.3)
+    assert t == size_dependent_truth(("web", "code", "books", "papers"), DOMAINS, seed=4,
+                                     min_shift=0.3)
+    assert t.mixture_scaling == 2.0
+    shift = optimum_shift(t, (2e7, 4e8), TARGET)
+    a, _ = true_optimum(t, 2e7, 4e8)
+    b, _ = true_optimum(t, *TARGET)
+    assert shift >= 0.3 and shift == pytest.approx(np.abs(a - b).sum())
+    from mixlaws.errors import MixlawsError
+    with pytest.raises(MixlawsError, match="min_shift"):
+        size_dependent_truth(SOURCES, DOMAINS, seed=0, min_shift=5.0, max_tries=2)

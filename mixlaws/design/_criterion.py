@@ -122,7 +122,9 @@ def greedy_batch(terms: list[np.ndarray], flops: np.ndarray, points: list[tuple[
         if not ok.any():
             break
         idx = np.flatnonzero(ok)
-        er = expected_regret(acc[None] + T[idx], reg).mean(axis=(1, 2))  # (len(idx),)
+        chunk = max(1, int(2e6 // max(B0 * E * reg.shape[1], 1)))        # bounded memory
+        er = np.concatenate([expected_regret(acc[None] + T[idx[a:a + chunk]], reg).mean(axis=(1, 2))
+                             for a in range(0, len(idx), chunk)])        # (len(idx),)
         gain = (current - er) / flops[idx]
         j = int(np.argmax(gain))
         if not gain[j] > 0 and spread is not None:

@@ -181,8 +181,9 @@ def fit_ensemble(runs: RunsTable, target: tuple[float, float], *, laws: Sequence
                 fam_members.append(member)
         members += fam_members
         fams += [name] * len(fam_members)
-        notes.append(f"law {name!r}: {len(fam_members)} members (each leaving out {drop} of "
-                     f"{n_mix} mixtures), run-level noise sigma = {sigma:.4g} (relative)")
+        left_out = f" (each leaving out {drop} of {n_mix} mixtures)" if drop else ""
+        notes.append(f"law {name!r}: {len(fam_members)} members{left_out}, run-level noise "
+                     f"sigma = {sigma:.4g} (relative)")
     if not members:
         return None, notes
     return Ensemble(tuple(members), tuple(fams), float(np.max(sigmas)), tuple(notes)), notes

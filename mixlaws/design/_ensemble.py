@@ -5,9 +5,10 @@ table (member 0 is the fit to the data as given):
 
 * every run's losses on domain ``d`` are multiplied by :math:`\\exp(\\sigma_d z_{b,\\mathrm{run},d})`,
   :math:`z \\sim N(0, 1)` shared by the run's checkpoints (run-level noise), and
-* the runs of a random subset of the distinct mixtures are left out (half of them, but never
-  so many that fewer than ``M + 2`` remain: a delete-d jackknife over mixtures, whose spread
-  shows how much the fitted law's extrapolation across the simplex depends on which mixtures
+* optionally (``jackknife > 0``; off by default because every left-out pattern changes the
+  problem shapes and JAX recompiles for each) the runs of a random fraction of the distinct
+  mixtures are left out, never so many that fewer than ``M + 2`` remain (a delete-d jackknife
+  over mixtures: how much the law's extrapolation across the simplex depends on which mixtures
   were trained).
 
 :math:`\\sigma_d` is the run-level relative noise measured on the table itself,
@@ -17,8 +18,7 @@ table (member 0 is the fit to the data as given):
 with :math:`y_{id}` a run's loss at its last checkpoint, :math:`\\hat L_d` the point fit and
 :math:`p = M + 1` (clipped to [1e-3, 0.05]); the aggregate version :math:`\\hat\\sigma` is the
 noise of a fantasised observation.  This is the randomised-maximum-likelihood /
-perturbed-observation approximation of a posterior (as in ensemble Kalman filters), widened by
-the jackknife over mixtures for the law's own extrapolation error: cheap because a refit costs
+perturbed-observation approximation of a posterior (as in ensemble Kalman filters): cheap because a refit costs
 a fraction of a second, faithful to the nesting because every member runs the whole pipeline,
 and any law family (``mixlaws.fit.FAMILIES``) can contribute members, so structural
 uncertainty enters as members of several families.

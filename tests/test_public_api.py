@@ -20,7 +20,7 @@ TOP = {
 }
 
 SUBPACKAGES = ("runs", "laws", "fit", "posterior", "optimize", "export", "report", "simulate",
-               "backtest", "cli")
+               "backtest", "design", "cli")
 
 
 def test_top_level_api_is_pinned() -> None:

@@ -449,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sample_parser(sub, _add_target)
     add_import_parser(sub)
+    from ._suggest import add_suggest_parser; add_suggest_parser(sub)  # noqa: E702
 
     p = sub.add_parser("export", help="write a mixture for a data loader")
     p.add_argument("mixture_file", metavar="MIX.json", help="mixture artifact from `optimize`")

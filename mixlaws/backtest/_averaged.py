@@ -45,7 +45,7 @@ from scipy.stats import norm
 
 from .._version import __version__
 from ..errors import ArtifactError, FitError, MixlawsError
-from ..fit import Estimator, TargetActions, make_estimator, mixture_extrapolation
+from ..fit import Estimator, TargetActions, check_scale, make_estimator, mixture_extrapolation
 from ..runs import WARMUP, as_runs
 from ._discrepancy import Discrepancy
 from ._folds import DEFAULT_FOLDS
@@ -292,7 +292,7 @@ class AveragedMixingLaw(Estimator):
     def target(self, params: float, tokens: float) -> AveragedTarget:
         """The averaged law at ``(params, tokens)`` (cached)."""
         self._check_fitted()
-        key = (float(params), float(tokens))
+        key = check_scale(params, tokens)
         if key in self._targets:
             return self._targets[key]
         fams = tuple(self.members_)

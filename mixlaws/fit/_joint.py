@@ -47,7 +47,7 @@ from ..errors import ArtifactError, InsufficientDataError, MixtureError, NotFitt
 from ..laws import LAWS, joint_law, power_law_log, sum_zero_basis
 from ..runs._warmup import WARMUP, drop_warmup
 from ._base import Estimator
-from ._target import TargetActions
+from ._target import TargetActions, check_scale
 from ._engine import GroupSolution, solve_groups
 from ._stages import StageFit, _log_stderr, _summarise
 
@@ -324,10 +324,7 @@ class JointMixingLaw(Estimator):
     def target(self, params: float, tokens: float) -> JointTarget:
         """The fitted law at ``(params, tokens)``: ``loss(r)`` and ``domain_losses(r)`` (JAX)."""
         self._check_fitted()
-        params, tokens = float(params), float(tokens)
-        if not (np.isfinite(params) and params > 0 and np.isfinite(tokens) and tokens > 0):
-            raise ScaleError(f"target params and tokens must be positive numbers, "
-                             f"got params={params}, tokens={tokens}")
+        params, tokens = check_scale(params, tokens)
         p = self.fit_.params
         coef = {name: np.asarray(p[name]) for name in LAWS[self.law].params}
         return JointTarget(params=params, tokens=tokens, law=self.law, coef=coef,

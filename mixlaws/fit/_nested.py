@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import _config  # noqa: F401
 from ._base import Estimator
-from ._target import TargetActions
+from ._target import TargetActions, check_scale
 from ..laws import explicit_aggregate, implicit_mixing_law, mixing_law, size_law, step_law
 from ..runs._warmup import WARMUP, after_warmup
 from ..errors import InsufficientDataError, MixlawsError, NotFittedError, ScaleError
@@ -403,10 +403,7 @@ class NestedMixingLaw(Estimator):
     def target(self, params: float, tokens: float) -> TargetFit:
         """Fit the size and mixing stages at ``(params, tokens)`` (cached)."""
         self._check_fitted()
-        params, tokens = float(params), float(tokens)
-        if not (np.isfinite(params) and params > 0 and np.isfinite(tokens) and tokens > 0):
-            raise ScaleError(f"target params and tokens must be positive numbers, "
-                             f"got params={params}, tokens={tokens}")
+        params, tokens = check_scale(params, tokens)
         key = (params, tokens)
         if key in self._targets:
             return self._targets[key]

@@ -15,7 +15,18 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["TargetActions"]
+__all__ = ["TargetActions", "check_scale"]
+
+
+def check_scale(params: Any, tokens: Any) -> tuple[float, float]:
+    """A target ``(N*, D*)`` as floats; a :class:`~mixlaws.errors.ScaleError` unless both > 0."""
+    from ..errors import ScaleError
+
+    params, tokens = float(params), float(tokens)
+    if not (np.isfinite(params) and params > 0 and np.isfinite(tokens) and tokens > 0):
+        raise ScaleError(f"target params and tokens must be positive numbers, "
+                         f"got params={params}, tokens={tokens}")
+    return params, tokens
 
 
 class TargetActions:

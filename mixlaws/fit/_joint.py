@@ -43,7 +43,7 @@ from scipy.stats import qmc
 
 from .. import _config  # noqa: F401
 from .._version import __version__
-from ..errors import ArtifactError, InsufficientDataError, MixtureError, NotFittedError, ScaleError
+from ..errors import ArtifactError, InsufficientDataError, MixtureError, NotFittedError
 from ..laws import LAWS, joint_law, power_law_log, sum_zero_basis
 from ..runs._warmup import WARMUP, drop_warmup
 from ._base import Estimator

@@ -17,6 +17,7 @@ family's discrepancy prediction at the real target (1B = 805.7M params, 100k ste
 
 Run:  python benchmarks/backtest_real.py [--data DIR] [--tables redpajama,5mix]
           [--families nested,nested-tied,joint] [--folds largest-size,long-runs,mixtures]
+          [--save DIR | --load DIR]   (--load re-summarises saved fits; "seconds" are the fits')
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from mixlaws.backtest import backtest, extrapolation_distance
+from mixlaws.backtest import BacktestResult, backtest, extrapolation_distance
 from mixlaws.runs import validate_runs
 from _data import DATA  # benchmarks/ is on sys.path
 
@@ -55,6 +56,8 @@ def main() -> int:
     ap.add_argument("--tables", default="redpajama,5mix")
     ap.add_argument("--families", default="nested,nested-tied,joint")
     ap.add_argument("--folds", default="largest-size,long-runs,mixtures")
+    ap.add_argument("--save", metavar="DIR", help="also write each table's BacktestResult JSON")
+    ap.add_argument("--load", metavar="DIR", help="re-summarise saved results instead of fitting")
     args = ap.parse_args()
     weights_path = os.path.join(args.data, "pile_valid_weights.json")
     if not os.path.exists(weights_path):
@@ -71,7 +74,16 @@ def main() -> int:
             continue
         runs = load(args.data, name)
         t0 = time.perf_counter()
-        res = backtest(runs, families, folds, settings={"val_weights": weights})
+        if args.load:
+            with open(os.path.join(args.load, f"backtest_{name}.json")) as f:
+                res = BacktestResult.from_dict(json.load(f))
+            families, folds = list(res.settings["families"]), list(res.settings["folds"])
+        else:
+            res = backtest(runs, families, folds, settings={"val_weights": weights})
+        if args.save:
+            os.makedirs(args.save, exist_ok=True)
+            with open(os.path.join(args.save, f"backtest_{name}.json"), "w") as f:
+                json.dump(res.to_dict(), f)
         dt = time.perf_counter() - t0
         print(f"\n[{name}] {len(runs.runs())} runs; folds {', '.join(folds)}; {dt:.0f} s")
         print(res.summary())
@@ -83,7 +95,7 @@ def main() -> int:
                   f"(log obs/pred), sd {100 * p['sd'][0]:.2f} %  -> 90 % interval "
                   f"x[{np.exp(p['bias'][0] - 1.645 * p['sd'][0]):.4f}, "
                   f"{np.exp(p['bias'][0] + 1.645 * p['sd'][0]):.4f}] of the prediction")
-        seconds = res.status.groupby("family")["seconds"].sum()
+        seconds = res.status.groupby("family", sort=False)["seconds"].sum()
         print("  seconds per family:", ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     return 0
 

@@ -293,3 +293,17 @@ def test_redpajama_long_runs_fold_cuts_the_100k_runs_at_30k():
     ends = runs.data.groupby("run")["tokens"].max()
     assert len(fold.targets) == int((ends > ends.median()).sum()) >= 1
     assert fold.train.data["tokens"].max() == ends.median()
+
+
+def test_discrepancy_quantiles_are_those_of_the_predictive():
+    e, u, fold = _errors(0.02, n_folds=40, per_fold=2, seed=4)
+    well = Discrepancy().fit(e, u, 0 * u, fold)
+    lo, hi = well.quantiles([0.5, 1.5], [0.0, 0.0], 0.9)
+    p = well.predict([0.5, 1.5], [0.0, 0.0])
+    # many folds: the predictive is close to a normal
+    np.testing.assert_allclose(hi - lo, 2 * 1.6449 * p["sd"], rtol=0.1)
+    lo50, hi50 = well.quantiles(1.5, 0.0, 0.5)
+    assert lo[1] < lo50 < hi50 < hi[1]
+    few = Discrepancy().fit(e[:4], u[:4], 0 * u[:4], fold[:4])
+    lo, hi = few.quantiles(2.0, 0.0, 0.9)
+    assert hi - lo < 2 * 1.6449 * few.predict(2.0, 0.0)["sd"]   # heavy-tailed mixture

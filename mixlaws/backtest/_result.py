@@ -12,7 +12,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from ..errors import ArtifactError, MixlawsError
 from ._discrepancy import Discrepancy, distance
@@ -177,7 +176,6 @@ class BacktestResult:
         fig = Figure(figsize=(4.6 * max(len(fams), 1), 3.6), layout="constrained")
         FigureCanvasAgg(fig)
         axes = np.atleast_1d(fig.subplots(1, max(len(fams), 1), squeeze=False).ravel())
-        z = norm.ppf(0.5 + self.level / 2)
         u_max = float(distance(self.predictions["dN"], self.predictions["dD"]).max()) \
             if len(self.predictions) else 1.0
         if target is not None:
@@ -189,11 +187,12 @@ class BacktestResult:
                 q = p[p["fold"] == fold]
                 ax.plot(distance(q["dN"], q["dD"]), 100 * q["rel_error"], "o", ms=3.5,
                         alpha=0.7, label=fold)
-            d = self.discrepancy(family).predict(grid, np.zeros_like(grid))
+            disc = self.discrepancy(family)
+            d = disc.predict(grid, np.zeros_like(grid))
+            qlo, qhi = disc.quantiles(grid, np.zeros_like(grid), self.level)
             # rel_error = exp(-log_ratio) - 1
-            ax.fill_between(grid, 100 * np.expm1(-(d["bias"] + z * d["sd"])),
-                            100 * np.expm1(-(d["bias"] - z * d["sd"])), color="0.8", alpha=0.6,
-                            label=f"{round(100 * self.level)} % discrepancy band")
+            ax.fill_between(grid, 100 * np.expm1(-qhi), 100 * np.expm1(-qlo), color="0.8",
+                            alpha=0.6, label=f"{round(100 * self.level)} % discrepancy band")
             ax.plot(grid, 100 * np.expm1(-d["bias"]), color="0.3", lw=1)
             ax.axhline(0, color="k", lw=0.5)
             if target is not None:

@@ -180,6 +180,14 @@ def test_json_round_trip_is_exact(result):
         BacktestResult.from_dict({"kind": "mixlaws.fit"})
 
 
+def test_at_target_widens_with_distance(result, runs):
+    near = result.at_target(runs, 2e8, 4e9).iloc[0]
+    far = result.at_target(runs, 8e8, 1.6e10).iloc[0]
+    assert near["u"] == 0.0 and far["u"] == pytest.approx(np.hypot(np.log(4), np.log(4)))
+    assert far["upper"] - far["lower"] > near["upper"] - near["lower"] > 0
+    assert far["lower"] < 1 < far["upper"]
+
+
 def test_summary_and_figure(result):
     text = result.summary()
     assert "largest-size" in text and "mixtures" in text and "discrepancy nested" in text
@@ -273,11 +281,13 @@ def test_cli_writes_table_and_json(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         code = main(["--quiet", "backtest", str(path), "--law", "nested", "--folds",
-                     "largest-size", "-o", str(out), "--figure", str(tmp_path / "bt.png")])
+                     "largest-size", "-o", str(out), "--figure", str(tmp_path / "bt.png"),
+                     "--params", "8e8", "--tokens", "1.6e10"])
     assert code == 0
     assert (tmp_path / "bt.png").read_bytes()[:4] == b"\x89PNG"
     text = capsys.readouterr().out
     assert text.splitlines()[1].split()[:3] == ["nested", "largest-size", "9"]
+    assert "dN = 1.39, dD = 1.39" in text and "interval = prediction x [" in text
     assert BacktestResult.from_dict(json.loads(out.read_text())).table.iloc[0]["n"] == 9
 
 

@@ -112,6 +112,26 @@ class BacktestResult:
                 out[sel] = model.covers(q["log_ratio"], q["dN"], q["dD"], self.level)
         return out
 
+    def at_target(self, runs: Any, params: float, tokens: float) -> pd.DataFrame:
+        """Each family's discrepancy at a real target ``(params, tokens)`` of the fit to ``runs``.
+
+        One row per family: ``dN, dD, u`` (:func:`~mixlaws.backtest.extrapolation_distance`
+        from ``runs``), ``bias`` and ``sd`` of ``log(L_obs / L_pred)``, and ``lower, upper``:
+        the factors that multiply a prediction to give the ``level`` interval.
+        """
+        from ._score import extrapolation_distance
+
+        dN, dD = extrapolation_distance(runs, params, tokens)
+        rows = []
+        for family in self.families:
+            disc = self.discrepancy(family)
+            p = disc.predict(dN[0], dD[0])
+            lo, hi = disc.quantiles(dN[0], dD[0], self.level)
+            rows.append({"family": family, "dN": float(dN[0]), "dD": float(dD[0]),
+                         "u": float(p["u"]), "bias": float(p["bias"]), "sd": float(p["sd"]),
+                         "lower": float(np.exp(lo)), "upper": float(np.exp(hi))})
+        return pd.DataFrame(rows)
+
     # -- tables -------------------------------------------------------------------------------
     def _table(self) -> pd.DataFrame:
         rows = []

@@ -29,10 +29,9 @@ import sys
 import time
 import warnings
 
-import numpy as np
 import pandas as pd
 
-from mixlaws.backtest import BacktestResult, backtest, extrapolation_distance
+from mixlaws.backtest import BacktestResult, backtest
 from mixlaws.runs import validate_runs
 from _data import DATA  # benchmarks/ is on sys.path
 
@@ -87,14 +86,13 @@ def main() -> int:
         dt = time.perf_counter() - t0
         print(f"\n[{name}] {len(runs.runs())} runs; folds {', '.join(folds)}; {dt:.0f} s")
         print(res.summary())
-        dN, dD = extrapolation_distance(runs, *TARGET)
-        print(f"  real target 1B / 100k steps: dN = {dN[0]:.2f}, dD = {dD[0]:.2f}")
-        for fam in families:
-            p = res.discrepancy(fam).predict(dN, dD)
-            print(f"  {fam:<12} discrepancy at the target: bias {100 * p['bias'][0]:+.2f} % "
-                  f"(log obs/pred), sd {100 * p['sd'][0]:.2f} %  -> 90 % interval "
-                  f"x[{np.exp(p['bias'][0] - 1.645 * p['sd'][0]):.4f}, "
-                  f"{np.exp(p['bias'][0] + 1.645 * p['sd'][0]):.4f}] of the prediction")
+        t = res.at_target(runs, *TARGET)
+        print(f"  real target 1B / 100k steps: dN = {t['dN'].iloc[0]:.2f}, "
+              f"dD = {t['dD'].iloc[0]:.2f}, u = {t['u'].iloc[0]:.2f}")
+        for r in t.itertuples():
+            print(f"  {r.family:<12} discrepancy at the target: bias {100 * r.bias:+.2f} % "
+                  f"(log obs/pred), sd {100 * r.sd:.2f} %  -> 90 % interval "
+                  f"x[{r.lower:.4f}, {r.upper:.4f}] of the prediction")
         seconds = res.status.groupby("family", sort=False)["seconds"].sum()
         print("  seconds per family:", ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     return 0

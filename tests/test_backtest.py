@@ -317,3 +317,15 @@ def test_discrepancy_quantiles_are_those_of_the_predictive():
     few = Discrepancy().fit(e[:4], u[:4], 0 * u[:4], fold[:4])
     lo, hi = few.quantiles(2.0, 0.0, 0.9)
     assert hi - lo < 2 * 1.6449 * few.predict(2.0, 0.0)["sd"]   # heavy-tailed mixture
+
+
+def test_truncation_says_how_many_runs_it_leaves_out(runs):
+    df = runs.data
+    phi = df["tokens"] / df.groupby("run")["tokens"].transform("max")
+    # 20M runs keep only their 20 % and 100 % checkpoints: 1 checkpoint below 0.6 x the end
+    few = df[~(df["run"].str.startswith("20M") & (phi > 0.3) & (phi < 0.99))]
+    fold = truncate_fold(validate_runs(few), 0.6)
+    n20 = few.loc[few["run"].str.startswith("20M"), "run"].nunique()
+    assert n20 == 9 and not fold.train.data["run"].str.startswith("20M").any()
+    assert any(f"{n20} run(s) have fewer than 3 checkpoints" in n for n in fold.notes)
+    assert fold.train.data["run"].nunique() == 27

@@ -168,7 +168,8 @@ class Discrepancy:
         u = distance(dN, dD)
         uniq, inv = np.unique(np.atleast_1d(u).ravel(), return_inverse=True)
         s0, s1, w, m, V = self._grid
-        keep = w > 1e-12 * w.max()
+        order = np.argsort(w)[::-1]   # the grid points holding all but 1e-7 of the mass
+        keep = order[:int(np.searchsorted(np.cumsum(w[order]), 1.0 - 1e-7)) + 1]
         s0, s1, w, m, V = s0[keep], s1[keep], w[keep] / w[keep].sum(), m[keep], V[keep]
         mu = m[:, None] * uniq[None, :]
         sd = np.sqrt(s0[:, None] ** 2 + (s1[:, None] ** 2 + V[:, None]) * uniq[None, :] ** 2)

@@ -200,7 +200,7 @@ class BacktestResult:
             if len(self.predictions) else 1.0
         if target is not None:
             u_max = max(u_max, float(distance(*target)))
-        grid = np.linspace(0.0, 1.15 * max(u_max, 0.1), 100)
+        grid = np.linspace(0.0, 1.15 * max(u_max, 0.1), 40)
         for ax, family in zip(axes, fams):
             p = self.predictions[self.predictions["family"] == family]
             for fold in [f for f in FOLDS if f in set(p["fold"])]:

@@ -90,6 +90,7 @@ def main() -> int:
     ap.add_argument("--save", metavar="FILE", help="write the per-sweep records (JSON)")
     ap.add_argument("--load", metavar="FILE", help="re-evaluate saved records instead of fitting")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows when piped to a file
     warnings.simplefilter("ignore")
     families = [f for f in args.families.split(",") if f]
     t0 = time.perf_counter()

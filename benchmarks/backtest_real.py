@@ -58,6 +58,7 @@ def main() -> int:
     ap.add_argument("--save", metavar="DIR", help="also write each table's BacktestResult JSON")
     ap.add_argument("--load", metavar="DIR", help="re-summarise saved results instead of fitting")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows when piped to a file
     weights_path = os.path.join(args.data, "pile_valid_weights.json")
     if not os.path.exists(weights_path):
         print(f"skipped: {weights_path} not found (pass --data DIR)")

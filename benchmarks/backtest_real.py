@@ -85,7 +85,8 @@ def main() -> int:
             with open(os.path.join(args.save, f"backtest_{name}.json"), "w") as f:
                 json.dump(res.to_dict(), f)
         dt = time.perf_counter() - t0
-        print(f"\n[{name}] {len(runs.runs())} runs; folds {', '.join(folds)}; {dt:.0f} s")
+        print(f"\n[{name}] {len(runs.runs())} runs; folds {', '.join(folds)}; "
+              + (f"loaded in {dt:.0f} s" if args.load else f"{dt:.0f} s"))
         print(res.summary())
         t = res.at_target(runs, *TARGET)
         print(f"  real target 1B / 100k steps: dN = {t['dN'].iloc[0]:.2f}, "

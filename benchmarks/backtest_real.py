@@ -17,6 +17,7 @@ family's discrepancy prediction at the real target (1B = 805.7M params, 100k ste
 
 Run:  python benchmarks/backtest_real.py [--data DIR] [--tables redpajama,5mix]
           [--families nested,nested-tied,joint] [--folds largest-size,long-runs,mixtures]
+          [--save DIR | --load DIR]   (--load re-summarises saved fits; "seconds" are the fits')
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ import sys
 import time
 import warnings
 
-import numpy as np
 import pandas as pd
 
-from mixlaws.backtest import backtest, extrapolation_distance
+from mixlaws.backtest import BacktestResult, backtest
 from mixlaws.runs import validate_runs
 from _data import DATA  # benchmarks/ is on sys.path
 
@@ -55,7 +55,10 @@ def main() -> int:
     ap.add_argument("--tables", default="redpajama,5mix")
     ap.add_argument("--families", default="nested,nested-tied,joint")
     ap.add_argument("--folds", default="largest-size,long-runs,mixtures")
+    ap.add_argument("--save", metavar="DIR", help="also write each table's BacktestResult JSON")
+    ap.add_argument("--load", metavar="DIR", help="re-summarise saved results instead of fitting")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows when piped to a file
     weights_path = os.path.join(args.data, "pile_valid_weights.json")
     if not os.path.exists(weights_path):
         print(f"skipped: {weights_path} not found (pass --data DIR)")
@@ -71,19 +74,28 @@ def main() -> int:
             continue
         runs = load(args.data, name)
         t0 = time.perf_counter()
-        res = backtest(runs, families, folds, settings={"val_weights": weights})
+        if args.load:
+            with open(os.path.join(args.load, f"backtest_{name}.json")) as f:
+                res = BacktestResult.from_dict(json.load(f))
+            families, folds = list(res.settings["families"]), list(res.settings["folds"])
+        else:
+            res = backtest(runs, families, folds, settings={"val_weights": weights})
+        if args.save:
+            os.makedirs(args.save, exist_ok=True)
+            with open(os.path.join(args.save, f"backtest_{name}.json"), "w") as f:
+                json.dump(res.to_dict(), f)
         dt = time.perf_counter() - t0
-        print(f"\n[{name}] {len(runs.runs())} runs; folds {', '.join(folds)}; {dt:.0f} s")
+        print(f"\n[{name}] {len(runs.runs())} runs; folds {', '.join(folds)}; "
+              + (f"loaded in {dt:.0f} s" if args.load else f"{dt:.0f} s"))
         print(res.summary())
-        dN, dD = extrapolation_distance(runs, *TARGET)
-        print(f"  real target 1B / 100k steps: dN = {dN[0]:.2f}, dD = {dD[0]:.2f}")
-        for fam in families:
-            p = res.discrepancy(fam).predict(dN, dD)
-            print(f"  {fam:<12} discrepancy at the target: bias {100 * p['bias'][0]:+.2f} % "
-                  f"(log obs/pred), sd {100 * p['sd'][0]:.2f} %  -> 90 % interval "
-                  f"x[{np.exp(p['bias'][0] - 1.645 * p['sd'][0]):.4f}, "
-                  f"{np.exp(p['bias'][0] + 1.645 * p['sd'][0]):.4f}] of the prediction")
-        seconds = res.status.groupby("family")["seconds"].sum()
+        t = res.at_target(runs, *TARGET)
+        print(f"  real target 1B / 100k steps: dN = {t['dN'].iloc[0]:.2f}, "
+              f"dD = {t['dD'].iloc[0]:.2f}, u = {t['u'].iloc[0]:.2f}")
+        for r in t.itertuples():
+            print(f"  {r.family:<12} discrepancy at the target: bias {100 * r.bias:+.2f} % "
+                  f"(log obs/pred), sd {100 * r.sd:.2f} %  -> 90 % interval "
+                  f"x[{r.lower:.4f}, {r.upper:.4f}] of the prediction")
+        seconds = res.status.groupby("family", sort=False)["seconds"].sum()
         print("  seconds per family:", ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     return 0
 

@@ -180,6 +180,14 @@ def test_json_round_trip_is_exact(result):
         BacktestResult.from_dict({"kind": "mixlaws.fit"})
 
 
+def test_at_target_widens_with_distance(result, runs):
+    near = result.at_target(runs, 2e8, 4e9).iloc[0]
+    far = result.at_target(runs, 8e8, 1.6e10).iloc[0]
+    assert near["u"] == 0.0 and far["u"] == pytest.approx(np.hypot(np.log(4), np.log(4)))
+    assert far["upper"] - far["lower"] > near["upper"] - near["lower"] > 0
+    assert far["lower"] < 1 < far["upper"]
+
+
 def test_summary_and_figure(result):
     text = result.summary()
     assert "largest-size" in text and "mixtures" in text and "discrepancy nested" in text
@@ -273,11 +281,13 @@ def test_cli_writes_table_and_json(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         code = main(["--quiet", "backtest", str(path), "--law", "nested", "--folds",
-                     "largest-size", "-o", str(out), "--figure", str(tmp_path / "bt.png")])
+                     "largest-size", "-o", str(out), "--figure", str(tmp_path / "bt.png"),
+                     "--params", "8e8", "--tokens", "1.6e10"])
     assert code == 0
     assert (tmp_path / "bt.png").read_bytes()[:4] == b"\x89PNG"
     text = capsys.readouterr().out
     assert text.splitlines()[1].split()[:3] == ["nested", "largest-size", "9"]
+    assert "dN = 1.39, dD = 1.39" in text and "interval = prediction x [" in text
     assert BacktestResult.from_dict(json.loads(out.read_text())).table.iloc[0]["n"] == 9
 
 
@@ -293,3 +303,29 @@ def test_redpajama_long_runs_fold_cuts_the_100k_runs_at_30k():
     ends = runs.data.groupby("run")["tokens"].max()
     assert len(fold.targets) == int((ends > ends.median()).sum()) >= 1
     assert fold.train.data["tokens"].max() == ends.median()
+
+
+def test_discrepancy_quantiles_are_those_of_the_predictive():
+    e, u, fold = _errors(0.02, n_folds=40, per_fold=2, seed=4)
+    well = Discrepancy().fit(e, u, 0 * u, fold)
+    lo, hi = well.quantiles([0.5, 1.5], [0.0, 0.0], 0.9)
+    p = well.predict([0.5, 1.5], [0.0, 0.0])
+    # many folds: the predictive is close to a normal
+    np.testing.assert_allclose(hi - lo, 2 * 1.6449 * p["sd"], rtol=0.1)
+    lo50, hi50 = well.quantiles(1.5, 0.0, 0.5)
+    assert lo[1] < lo50 < hi50 < hi[1]
+    few = Discrepancy().fit(e[:4], u[:4], 0 * u[:4], fold[:4])
+    lo, hi = few.quantiles(2.0, 0.0, 0.9)
+    assert hi - lo < 2 * 1.6449 * few.predict(2.0, 0.0)["sd"]   # heavy-tailed mixture
+
+
+def test_truncation_says_how_many_runs_it_leaves_out(runs):
+    df = runs.data
+    phi = df["tokens"] / df.groupby("run")["tokens"].transform("max")
+    # 20M runs keep only their 20 % and 100 % checkpoints: 1 checkpoint below 0.6 x the end
+    few = df[~(df["run"].str.startswith("20M") & (phi > 0.3) & (phi < 0.99))]
+    fold = truncate_fold(validate_runs(few), 0.6)
+    n20 = few.loc[few["run"].str.startswith("20M"), "run"].nunique()
+    assert n20 == 9 and not fold.train.data["run"].str.startswith("20M").any()
+    assert any(f"{n20} run(s) have fewer than 3 checkpoints" in n for n in fold.notes)
+    assert fold.train.data["run"].nunique() == 27

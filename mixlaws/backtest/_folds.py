@@ -103,12 +103,10 @@ def _cut(runs: RunsTable, data: pd.DataFrame, cutoff: pd.Series, warmup: float,
     tok = data["tokens"].to_numpy(float)
     keep = np.isnan(cut) | (tok <= cut * (1 + _RTOL))
     kept = data[keep]
-    short = []
-    for run, g in kept.groupby("run", sort=False):
-        if run in cutoff.index and not np.isnan(cutoff[run]):
-            n = int(after_warmup(g["tokens"].to_numpy(float), warmup).sum())
-            if n < min_checkpoints:
-                short.append(run)
+    groups = {run: g["tokens"].to_numpy(float) for run, g in kept.groupby("run", sort=False)}
+    cut_runs = [r for r in pd.unique(data["run"]) if r in cutoff.index and not np.isnan(cutoff[r])]
+    short = [r for r in cut_runs
+             if r not in groups or int(after_warmup(groups[r], warmup).sum()) < min_checkpoints]
     return kept[~kept["run"].isin(short)], short
 
 

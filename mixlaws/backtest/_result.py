@@ -12,7 +12,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from ..errors import ArtifactError, MixlawsError
 from ._discrepancy import Discrepancy, distance
@@ -113,6 +112,26 @@ class BacktestResult:
                 out[sel] = model.covers(q["log_ratio"], q["dN"], q["dD"], self.level)
         return out
 
+    def at_target(self, runs: Any, params: float, tokens: float) -> pd.DataFrame:
+        """Each family's discrepancy at a real target ``(params, tokens)`` of the fit to ``runs``.
+
+        One row per family: ``dN, dD, u`` (:func:`~mixlaws.backtest.extrapolation_distance`
+        from ``runs``), ``bias`` and ``sd`` of ``log(L_obs / L_pred)``, and ``lower, upper``:
+        the factors that multiply a prediction to give the ``level`` interval.
+        """
+        from ._score import extrapolation_distance
+
+        dN, dD = extrapolation_distance(runs, params, tokens)
+        rows = []
+        for family in self.families:
+            disc = self.discrepancy(family)
+            p = disc.predict(dN[0], dD[0])
+            lo, hi = disc.quantiles(dN[0], dD[0], self.level)
+            rows.append({"family": family, "dN": float(dN[0]), "dD": float(dD[0]),
+                         "u": float(p["u"]), "bias": float(p["bias"]), "sd": float(p["sd"]),
+                         "lower": float(np.exp(lo)), "upper": float(np.exp(hi))})
+        return pd.DataFrame(rows)
+
     # -- tables -------------------------------------------------------------------------------
     def _table(self) -> pd.DataFrame:
         rows = []
@@ -177,23 +196,23 @@ class BacktestResult:
         fig = Figure(figsize=(4.6 * max(len(fams), 1), 3.6), layout="constrained")
         FigureCanvasAgg(fig)
         axes = np.atleast_1d(fig.subplots(1, max(len(fams), 1), squeeze=False).ravel())
-        z = norm.ppf(0.5 + self.level / 2)
         u_max = float(distance(self.predictions["dN"], self.predictions["dD"]).max()) \
             if len(self.predictions) else 1.0
         if target is not None:
             u_max = max(u_max, float(distance(*target)))
-        grid = np.linspace(0.0, 1.15 * max(u_max, 0.1), 100)
+        grid = np.linspace(0.0, 1.15 * max(u_max, 0.1), 40)
         for ax, family in zip(axes, fams):
             p = self.predictions[self.predictions["family"] == family]
             for fold in [f for f in FOLDS if f in set(p["fold"])]:
                 q = p[p["fold"] == fold]
                 ax.plot(distance(q["dN"], q["dD"]), 100 * q["rel_error"], "o", ms=3.5,
                         alpha=0.7, label=fold)
-            d = self.discrepancy(family).predict(grid, np.zeros_like(grid))
+            disc = self.discrepancy(family)
+            d = disc.predict(grid, np.zeros_like(grid))
+            qlo, qhi = disc.quantiles(grid, np.zeros_like(grid), self.level)
             # rel_error = exp(-log_ratio) - 1
-            ax.fill_between(grid, 100 * np.expm1(-(d["bias"] + z * d["sd"])),
-                            100 * np.expm1(-(d["bias"] - z * d["sd"])), color="0.8", alpha=0.6,
-                            label=f"{round(100 * self.level)} % discrepancy band")
+            ax.fill_between(grid, 100 * np.expm1(-qhi), 100 * np.expm1(-qlo), color="0.8",
+                            alpha=0.6, label=f"{round(100 * self.level)} % discrepancy band")
             ax.plot(grid, 100 * np.expm1(-d["bias"]), color="0.3", lw=1)
             ax.axhline(0, color="k", lw=0.5)
             if target is not None:

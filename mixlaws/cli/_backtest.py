@@ -2,7 +2,7 @@
 
     mixlaws backtest RUNS.csv [--law nested,nested-tied,joint]
         [--folds largest-size,truncate,both,mixtures] [--truncate 0.3] [--mixture-folds 5]
-        [fit options] [-o BACKTEST.json] [--figure F.png]
+        [fit options] [--params N --tokens D] [-o BACKTEST.json] [--figure F.png]
 
 Prints the family x fold table (n, mean/max |rel err|, bias, distances, leave-one-fold-out
 coverage of the discrepancy interval) to stdout; the full result as JSON to ``-o``.
@@ -25,7 +25,7 @@ def _names(text: str) -> list[str]:
 def add_backtest_parser(sub: Any) -> None:
     """Register ``mixlaws backtest``."""
     from ..backtest import DEFAULT_FAMILIES, DEFAULT_FOLDS, FOLDS
-    from ._main import _add_fit_options
+    from ._main import _add_fit_options, parse_quantity
 
     p = sub.add_parser("backtest", help="backtest law families on the sweep (largest size out, "
                                         "late checkpoints out, mixtures out)")
@@ -45,6 +45,9 @@ def add_backtest_parser(sub: Any) -> None:
     p.add_argument("--refit-step", action="store_true",
                    help="refit the step laws on every mixture fold (slower; default reuses them "
                         "where the family allows)")
+    p.add_argument("--params", type=parse_quantity, help="also show each family's discrepancy at "
+                   "this target N* (with --tokens)")
+    p.add_argument("--tokens", type=parse_quantity, help="target D* (the table's progress unit)")
     p.add_argument("-o", "--output", metavar="BACKTEST.json", help="write the full result as JSON")
     p.add_argument("--figure", metavar="F.png", help="write rel. error vs distance per family")
     p.set_defaults(func=cmd_backtest)
@@ -57,6 +60,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from ._main import _emit
 
     families, folds = _names(args.law), _names(args.folds)
+    if (args.params is None) != (args.tokens is None):
+        raise MixlawsError("give both --params and --tokens for the target, or neither")
     if not families or not folds:
         raise MixlawsError("--law and --folds need at least one name each")
     if args.tie_beta not in (None, "run"):
@@ -77,6 +82,14 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                       n_mixture_folds=args.mixture_folds, seed=args.seed, settings=settings,
                       reuse_step=not args.refit_step, level=args.level)
     print(result.summary())  # noqa: T201  (the command's output)
+    if args.params is not None:
+        t = result.at_target(runs, args.params, args.tokens)
+        lines = [f"at the target params={args.params:.6g}, tokens={args.tokens:.6g}: "
+                 f"dN = {t['dN'].iloc[0]:.2f}, dD = {t['dD'].iloc[0]:.2f}"]
+        lines += [f"  {r.family:<12} bias {100 * r.bias:+.2f} %, sd {100 * r.sd:.2f} % of "
+                  f"log(obs/pred); {round(100 * result.level)} % interval = prediction x "
+                  f"[{r.lower:.4f}, {r.upper:.4f}]" for r in t.itertuples()]
+        print("\n".join(lines))  # noqa: T201
     if args.output:
         _emit(result.to_dict(), args.output)
     if args.figure:

@@ -29,7 +29,7 @@ from ._version import __version__
 from .errors import (ArtifactError, ChainWarning, ConstraintError, ConvergenceWarning, DataNote,
                      ExtrapolationWarning, FitError, InfeasibleConstraintsError, InsufficientDataError, MixlawsError,
                      MixtureError, NotFittedError, RunsTableError, ScaleError)
-from .backtest import AveragedMixingLaw, BacktestResult, backtest
+from .backtest import AveragedMixingLaw, BacktestResult
 from .fit import (FAMILIES, JointMixingLaw, NestedMixingLaw, TargetFit, clone, load_model,
                   make_estimator, save_model)
 from .optimize import MixtureChoice, load_constraints
@@ -40,7 +40,7 @@ __all__ = [
     "__version__",
     # estimators, their results and artifacts
     "NestedMixingLaw", "JointMixingLaw", "AveragedMixingLaw", "TargetFit", "MixtureChoice",
-    "FAMILIES", "backtest", "BacktestResult",
+    "FAMILIES", "BacktestResult",
     "make_estimator", "clone", "load_model", "save_model",
     # data and constraints
     "RunsTable", "read_runs", "validate_runs", "load_constraints",

@@ -10,7 +10,7 @@ import pytest
 import mixlaws
 
 TOP = {
-    "__version__", "NestedMixingLaw", "JointMixingLaw", "AveragedMixingLaw", "backtest",
+    "__version__", "NestedMixingLaw", "JointMixingLaw", "AveragedMixingLaw",
     "BacktestResult", "TargetFit", "MixtureChoice", "FAMILIES",
     "make_estimator", "clone", "load_model", "save_model", "RunsTable", "read_runs",
     "validate_runs", "load_constraints", "sample_posterior", "predict_intervals", "PosteriorDraws",
@@ -87,3 +87,10 @@ def test_fit_accepts_a_dataframe_and_a_runs_table(sweep_path) -> None:
     a = mixlaws.NestedMixingLaw(tie_beta="all").fit(mixlaws.read_runs(sweep_path))
     b = mixlaws.NestedMixingLaw(tie_beta="all").fit(pd.read_csv(sweep_path))
     assert (a.step_.params["E"] == b.step_.params["E"]).all()
+
+
+def test_subpackages_are_not_shadowed_by_functions() -> None:
+    import types
+
+    for name in SUBPACKAGES:
+        assert isinstance(getattr(mixlaws, name), types.ModuleType), name

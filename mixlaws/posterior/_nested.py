@@ -51,7 +51,7 @@ import numpy as np
 
 from .. import _config  # noqa: F401
 from ..errors import ArtifactError, InsufficientDataError, MixlawsError
-from ..laws import mixing_params, mixing_theta, size_law, sum_zero_basis
+from ..laws import mixing_params, mixing_theta, power_law_log, size_law, sum_zero_basis
 from ._mixing import sample_mixing_stage
 from ._mixing_refit import mixing_gn, mixing_refit, mixing_response, own_scatter
 from ..errors import ChainWarning
@@ -201,7 +201,7 @@ def step_predictive_cov(model, runs, tokens: float) -> np.ndarray:
         nb = nd if np.ndim(p["beta"][j]) else 1
 
         def jac(logD: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            pw = B * np.exp(-beta * logD[:, None])                  # (C, nd)
+            pw = np.asarray(power_law_log(logD[:, None], 0.0, B, beta))  # (C, nd) power term
             f = E + pw
             Jc = np.zeros((logD.size, nd, 2 * nd + nb))
             idx = np.arange(nd)

@@ -99,6 +99,7 @@ def test_single_scale_missing_cell_leaves_that_run_out_of_that_domain_only():
 
 
 @pytest.mark.slow  # ~30 s on the shared 2-core machine (fit, target, optimise, report)
+@pytest.mark.filterwarnings("default::mixlaws.errors.DataNote")  # the CLI prints the note
 def test_cli_run_with_omit_finishes_with_a_note(tmp_path, capsys):
     runs = tmp_path / "holes.csv"
     _holes().to_csv(runs, index=False)
@@ -114,6 +115,7 @@ def test_cli_run_with_omit_finishes_with_a_note(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("default::mixlaws.errors.DataNote")  # the CLI prints the note
 def test_ye_5mix_raw_table_runs_with_omit(tmp_path, capsys):
     path = shared("ye2024", "5mix_runs.csv")
     assert main(["--quiet", "fit", str(path)]) == 2

@@ -26,7 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._version import __version__
-from ..errors import ConstraintError, ConvergenceWarning, DataNote, MixlawsError
+from ..errors import (ChainWarning, ConstraintError, ConvergenceWarning, DataNote,
+                      ExtrapolationWarning, MixlawsError)
 from ..runs._warmup import WARMUP
 from ._law import add_law_option, estimator_from_args, fit_summary, is_nested, require_nested
 from ._files import Staging, check_outputs, input_paths, write_text
@@ -491,6 +492,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"mixlaws: {kind}: {message}", file=sys.stderr)
 
 
+_REPORTED = (DataNote, ConvergenceWarning, ChainWarning, ExtrapolationWarning)
+"""mixlaws' own warning categories: printed as one ``mixlaws: note|warning:`` line each."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mixlaws`` command."""
     parser = build_parser()
@@ -509,7 +514,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _INPUTS[:] = input_paths(args)
         if args.command != "run":
             check_outputs([getattr(args, "output", None)], _INPUTS)
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            # the command line reports its own notes and warnings on stderr, whatever the
+            # interpreter's warning filters say (python -W error, pytest's filterwarnings)
+            for category in _REPORTED:
+                warnings.simplefilter("default", category)
+            return int(args.func(args))
     except KeyboardInterrupt:
         if args.debug:
             traceback.print_exc()

@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 from mixlaws.backtest import BacktestResult, backtest, extrapolation_distance
-from mixlaws.fit import make_estimator
+from mixlaws.fit import make_estimator, mixture_extrapolation
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import anneal_sweep, random_truth, sample_mixtures, simulate_sweep
 
@@ -60,7 +60,9 @@ def one_sweep(seed: int, families: list[str]) -> dict:
                    n_mixture_folds=3, seed=seed)
     dN, dD = extrapolation_distance(runs, TARGET_N, D)
     obs = target.data[target.loss_columns].to_numpy(float).mean(1)
-    out = {"seed": seed, "amp": amp, "dN": float(dN[0]), "dD": float(dD[0]),
+    fitted = runs.data.groupby("run", sort=False)[runs.mix_columns].first().to_numpy(float)
+    hull = [e.hull_distance for e in mixture_extrapolation(fitted, new_mix, runs.sources)]
+    out = {"seed": seed, "amp": amp, "dN": float(dN[0]), "dD": float(dD[0]), "hull": hull,
            "backtest": res.to_dict(), "log_ratio": {}}
     for fam in families:
         est = make_estimator(fam, seed=seed).fit(runs)
@@ -75,12 +77,13 @@ def evaluate(record: dict, fam: str, level: float = 0.9, without_mixtures: bool 
     exclude = sorted({f"mixtures:{k}" for k in res.predictions["part"]}) if without_mixtures else []
     disc = res.discrepancy(fam, exclude=exclude)
     e = np.asarray(record["log_ratio"][fam])
-    p = disc.predict(record["dN"], record["dD"])
-    lo, hi = disc.interval(1.0, record["dN"], record["dD"], level)
+    hull = np.asarray(record.get("hull", 0.0), float)
+    p = disc.predict(record["dN"], record["dD"], hull)
+    lo, hi = disc.interval(1.0, record["dN"], record["dD"], level, hull)
     return {"rel": np.expm1(-e), "covered": (np.log(lo) <= e) & (e <= np.log(hi)),
             "naive": np.abs(e) <= Z90 * max(disc.sigma_within_, 1e-12),
-            "bias": float(p["bias"]), "sd": float(p["sd"]),
-            "half_width": float(np.log(hi) - np.log(lo)) / 2}
+            "bias": float(np.mean(p["bias"])), "sd": float(np.mean(p["sd"])),
+            "half_width": float(np.mean(np.log(hi) - np.log(lo))) / 2}
 
 
 def main() -> int:

@@ -26,8 +26,9 @@ with ``u*`` the target's extrapolation distance (:func:`~mixlaws.backtest.scale_
 ``b_k, s_k`` the family's discrepancy model fitted on every backtest unit (parameter error,
 structural error and run-to-run noise as the backtests measured them, carried to ``u*`` by
 the stated linear model), ``h(r)`` the mixture's total-variation distance to the hull of the
-fitted mixtures and ``kappa_k`` the extra log-error per unit of ``h`` measured on the
-leave-mixtures-out folds (``max(0, mean e^2 - s_k(0)^2) / mean h^2``; 0 without such folds).
+fitted mixtures and ``kappa_k`` the extra log-error sd per unit of ``h``: the root-mean-square
+posterior ``k`` of the family's discrepancy model, which the leave-mixtures-out folds measure
+(its prior without such folds).
 The spread between families enters through the mixture.  The point prediction is the
 weighted mean ``sum_k w_k L_k(r) e^{b_k(u*)}`` (differentiable: the optimiser uses it);
 ``interval(..., kind="new_run")`` is for a newly trained run, ``kind="mean"`` drops the
@@ -240,7 +241,8 @@ class AveragedMixingLaw(Estimator):
         self._finish(members, runs, notes)
         return self
 
-    def _finish(self, members: dict[str, Any], runs: Any, notes: list[str]) -> None:
+    def _finish(self, members: dict[str, Any], runs: Any, notes: list[str],
+                weights: Mapping[str, float] | None = None) -> None:
         first = next(iter(members.values()))
         self.members_ = members
         for attr in ("sources_", "domains_", "weights_", "mixtures_", "mixture_labels_",
@@ -250,18 +252,19 @@ class AveragedMixingLaw(Estimator):
         self.scales_ = (np.asarray(sizes, float), np.asarray(dmax, float))
         fams = tuple(members)
         self.discrepancy_ = {f: self.backtest_.discrepancy(f) for f in fams}
-        self.law_weights_, self.kappa_, stack_notes = self._weigh(fams, runs)
+        if weights is None:
+            weights, self.kappa_, stack_notes = self._weigh(fams)
+        else:
+            self.kappa_, stack_notes = {f: _kappa(self.discrepancy_[f]) for f in fams}, []
+        self.law_weights_ = dict(weights)
         self.notes_ = tuple(notes) + tuple(stack_notes)
         self._targets: dict[tuple[float, float], AveragedTarget] = {}
 
-    def _weigh(self, fams: tuple[str, ...], runs: Any) -> tuple[dict, dict, list[str]]:
+    def _weigh(self, fams: tuple[str, ...]) -> tuple[dict, dict, list[str]]:
         p = self.backtest_.predictions
         p = p[p["family"].isin(fams)].copy()
         p["unit"] = p["fold"] + ":" + p["part"].astype(str)
-        kappa = {f: float(self.kappa_.get(f, 0.0)) if hasattr(self, "kappa_") else 0.0
-                 for f in fams}
-        if runs is not None:
-            kappa = _mixture_kappa(p, runs, self.discrepancy_)
+        kappa = {f: _kappa(self.discrepancy_[f]) for f in fams}
         wide = p.pivot_table(index=["unit", "run"], columns="family", values="log_ratio")
         wide = wide.dropna()
         if wide.empty or len(fams) == 1:
@@ -276,7 +279,8 @@ class AveragedMixingLaw(Estimator):
             for u in np.unique(units):
                 sel = units == u
                 d = self.backtest_.discrepancy(f, exclude=[u])
-                pr = d.predict(dist["dN"].to_numpy()[sel], dist["dD"].to_numpy()[sel])
+                pr = d.predict(dist["dN"].to_numpy()[sel], dist["dD"].to_numpy()[sel],
+                               dist["hull"].to_numpy()[sel])
                 logp[sel, k] = norm.logpdf(wide[f].to_numpy()[sel], pr["bias"], pr["sd"])
         _, inv, counts = np.unique(units, return_inverse=True, return_counts=True)
         w = stacking_weights(logp, 1.0 / counts[inv], self.method)
@@ -343,10 +347,9 @@ class AveragedMixingLaw(Estimator):
                            for k, v in s.items()})
             members = {f: model_from_dict(m, path=path) for f, m in d["members"].items()}
             model.backtest_ = BacktestResult.from_dict(d["backtest"])
-            model.kappa_ = {f: float(v) for f, v in d["kappa"].items()}
             model.scales_ = tuple(np.asarray(x, float) for x in d["scales"])
-            model._finish(members, None, list(d["notes"]))
-            model.law_weights_ = {f: float(v) for f, v in d["law_weights"].items()}
+            model._finish(members, None, [],
+                          weights={f: float(v) for f, v in d["law_weights"].items()})
             model.notes_ = tuple(d["notes"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{path} is a damaged model-averaged fit ({type(exc).__name__}: "
@@ -354,29 +357,8 @@ class AveragedMixingLaw(Estimator):
         return model
 
 
-def _mixture_kappa(p: Any, runs: Any, disc: Mapping[str, Discrepancy]) -> dict[str, float]:
-    """Extra log-error per unit of hull distance, from the leave-mixtures-out folds."""
-    df = runs.data
-    cols = [f"mix:{s}" for s in runs.sources]
-    first = df.groupby("run", sort=False).head(1).set_index("run")
-    mix = p[p["fold"] == "mixtures"]
-    out = {f: 0.0 for f in disc}
-    if mix.empty:
-        return out
-    h = {}
-    for unit, g in mix.groupby("unit"):
-        held = set(g["run"])
-        train = first.loc[[r for r in first.index if r not in held], cols].to_numpy(float)
-        ext = mixture_extrapolation(train, first.loc[list(g["run"].unique()), cols].to_numpy(float),
-                                    runs.sources)
-        h.update({(unit, r): e.hull_distance for r, e in zip(g["run"].unique(), ext)})
-    for f in disc:
-        g = mix[mix["family"] == f]
-        if g.empty:
-            continue
-        hh = np.array([h[(u, r)] for u, r in zip(g["unit"], g["run"])])
-        s0 = float(np.ravel(disc[f].predict(0.0, 0.0)["sd"])[0])
-        excess = float(np.mean(g["log_ratio"].to_numpy() ** 2)) - s0**2
-        if np.mean(hh**2) > 1e-8 and excess > 0:
-            out[f] = float(np.sqrt(excess / np.mean(hh**2)))
-    return out
+def _kappa(disc: Discrepancy) -> float:
+    """Root-mean-square posterior ``k`` of a discrepancy: the extra log-error sd per unit of
+    hull distance (``sd(h=1)^2 - sd(h=0)^2`` at ``u = 0``)."""
+    at = [float(np.ravel(disc.predict(0.0, 0.0, h)["sd"])[0]) for h in (0.0, 1.0)]
+    return float(np.sqrt(max(at[1] ** 2 - at[0] ** 2, 0.0)))

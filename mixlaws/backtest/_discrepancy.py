@@ -6,28 +6,34 @@ For a target at extrapolation distances ``(dN, dD)`` (:func:`extrapolation_dista
 
     u = \\sqrt{\\max(dN, 0)^2 + \\max(dD, 0)^2}
 
-(natural-log units; interpolation counts as ``u = 0``).  The error of a family's prediction
-of one run's observed loss, ``e = log(L_obs / L_pred)``, is modelled as
+(natural-log units; interpolation counts as ``u = 0``) and let ``h`` be the total-variation
+distance of its mixture to the hull of the fitted mixtures (:func:`mixlaws.fit.mixture_extrapolation`;
+0 for a mixture of the sweep).  The error of a family's prediction of one run's observed loss,
+``e = log(L_obs / L_pred)``, is modelled as
 
 .. math::
 
-    e_{fi} \\sim N\\left(b\\,u_{fi},\\; s_0^2 + s_1^2 u_{fi}^2\\right)
+    e_{fi} \\sim N\\left(b\\,u_{fi},\\; s_0^2 + s_1^2 u_{fi}^2 + k^2 h_{fi}^2\\right)
 
-for target ``i`` of backtest fold ``f``: a bias that grows linearly with the distance and a
-spread that grows with it.  The targets of one fold come from one fit and their errors are
-strongly correlated, so the fold, not the run, is the unit of evidence: each target's
-log-likelihood is weighted by ``1 / n_f`` (a composite likelihood in which every fold counts
-once -- exact when a fold's errors are identical, conservative when they are independent).
-The spread is that of one observed run around the prediction: it includes run-to-run noise.
+for target ``i`` of backtest fold ``f``: a bias that grows linearly with the scale distance, a
+spread that grows with it, and a spread that grows with the distance in mixture space (the
+leave-mixtures-out folds measure ``k``; a mixture far outside the design cannot hide in
+``s_0``, where it would widen every interval).  The targets of one fold come from one fit and
+their errors are strongly correlated, so the fold, not the run, is the unit of evidence: each
+target's log-likelihood is weighted by ``1 / n_f`` (a composite likelihood in which every fold
+counts once -- exact when a fold's errors are identical, conservative when they are
+independent).  The spread is that of one observed run around the prediction: it includes
+run-to-run noise.
 
-Few folds must not make it over-confident, so ``b, s0, s1`` get weakly-informative priors in
+Few folds must not make it over-confident, so ``b, s0, s1, k`` get weakly-informative priors in
 relative-error units -- ``b ~ N(0, prior_b^2)``, ``s0 ~ HalfNormal(prior_s0)``,
-``s1 ~ HalfNormal(prior_s1)`` (defaults 0.05, 0.02, 0.05: a few per cent per unit of log
-distance, the typical extrapolation errors of the scaling-law literature) -- and are
-integrated out: ``b`` analytically (conjugate given ``s0, s1``), ``(s0, s1)`` on an 81 x 81
-log grid.  The predictive distribution of ``e`` at distance ``u`` is that posterior mixture,
-summarised by its mean (``bias``) and standard deviation (``sd``, moment-matched); the
-interval is ``L_pred exp(q)`` with ``q`` its exact central quantiles.  With no folds it is the prior; each fold shrinks it.
+``s1 ~ HalfNormal(prior_s1)``, ``k ~ HalfNormal(prior_k)`` (defaults 0.05, 0.02, 0.05, 0.1: a
+few per cent per unit of log distance, the typical extrapolation errors of the scaling-law
+literature, and 1 % per 0.1 of the mixture outside the design) -- and are integrated out:
+``b`` analytically (conjugate given the spreads), ``(s0, s1, k)`` on a log grid.  The predictive
+distribution of ``e`` at ``(u, h)`` is that posterior mixture, summarised by its mean (``bias``)
+and standard deviation (``sd``, moment-matched); the interval is ``L_pred exp(q)`` with ``q``
+its exact central quantiles.  With no folds it is the prior; each fold shrinks it.
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ __all__ = ["Discrepancy", "distance"]
 
 _KIND = "mixlaws.Discrepancy"
 _VERSION = 1
-_GRID = np.geomspace(1e-4, 0.5, 81)
+_GRID = np.geomspace(1e-4, 0.5, 49)          # s0, s1
+_GRID_K = np.geomspace(1e-3, 3.0, 17)        # k (per unit of hull distance)
+_CHUNK = 4096                                # grid points evaluated at once
 
 
 def distance(dN: Any, dD: Any) -> np.ndarray:
@@ -62,49 +70,58 @@ class Discrepancy:
     prior_b : sd of the normal prior on the bias slope ``b`` (per unit of ``u``).
     prior_s0 : scale of the half-normal prior on ``s0`` (sd at ``u = 0``).
     prior_s1 : scale of the half-normal prior on ``s1`` (growth of the sd per unit of ``u``).
+    prior_k : scale of the half-normal prior on ``k`` (growth of the sd per unit of ``h``).
 
     Attributes (after ``fit``)
     --------------------------
     n_folds_, n_targets_ : units of evidence and targets used.
-    b_, s0_, s1_ : posterior means of ``b``, ``s0``, ``s1``.
+    b_, s0_, s1_, k_ : posterior means of ``b``, ``s0``, ``s1``, ``k``.
     sigma_within_ : pooled within-fold sd of the errors (a diagnostic: how much of the error
         is run-to-run scatter rather than shared by a fold; 0 when no fold has two targets).
-    errors_, distances_, units_ : the data fitted.
+    errors_, distances_, hull_, units_ : the data fitted.
     """
 
     def __init__(self, *, prior_b: float = 0.05, prior_s0: float = 0.02,
-                 prior_s1: float = 0.05) -> None:
-        for name, v in (("prior_b", prior_b), ("prior_s0", prior_s0), ("prior_s1", prior_s1)):
+                 prior_s1: float = 0.05, prior_k: float = 0.1) -> None:
+        for name, v in (("prior_b", prior_b), ("prior_s0", prior_s0), ("prior_s1", prior_s1),
+                        ("prior_k", prior_k)):
             if not (np.isfinite(v) and v > 0):
                 raise MixlawsError(f"Discrepancy: {name} must be a positive number, not {v}")
         self.prior_b = float(prior_b)
         self.prior_s0 = float(prior_s0)
         self.prior_s1 = float(prior_s1)
+        self.prior_k = float(prior_k)
 
     def get_params(self) -> dict[str, float]:
         """The prior settings."""
-        return {"prior_b": self.prior_b, "prior_s0": self.prior_s0, "prior_s1": self.prior_s1}
+        return {"prior_b": self.prior_b, "prior_s0": self.prior_s0, "prior_s1": self.prior_s1,
+                "prior_k": self.prior_k}
 
     # -- fitting ------------------------------------------------------------------------------
-    def fit(self, log_ratio: Any, dN: Any, dD: Any, unit: Any) -> "Discrepancy":
+    def fit(self, log_ratio: Any, dN: Any, dD: Any, unit: Any,
+            hull: Any = None) -> "Discrepancy":
         """Fit to backtest errors ``log(L_obs / L_pred)`` of targets grouped into folds ``unit``.
 
+        ``hull``: each target mixture's hull distance ``h`` (default 0: mixtures of the fit).
         Returns self.  Non-finite errors or distances are an error.
         """
         e = np.asarray(log_ratio, float).ravel()
         u = distance(dN, dD).ravel()
         unit = np.asarray(unit).astype(str).ravel()
-        if not (e.size == u.size == unit.size):
-            raise MixlawsError("Discrepancy.fit: log_ratio, dN, dD and unit must have one entry "
-                               "per target")
-        if not (np.all(np.isfinite(e)) and np.all(np.isfinite(u))):
-            raise MixlawsError("Discrepancy.fit: errors and distances must be finite")
-        self.errors_, self.distances_, self.units_ = e, u, unit
+        h = np.zeros_like(e) if hull is None else np.asarray(hull, float).ravel()
+        if not (e.size == u.size == unit.size == h.size):
+            raise MixlawsError("Discrepancy.fit: log_ratio, dN, dD, unit and hull must have one "
+                               "entry per target")
+        if not (np.all(np.isfinite(e)) and np.all(np.isfinite(u)) and np.all(np.isfinite(h))
+                and np.all(h >= 0)):
+            raise MixlawsError("Discrepancy.fit: errors and distances must be finite (and hull "
+                               "distances >= 0)")
+        self.errors_, self.distances_, self.hull_, self.units_ = e, u, h, unit
         self._posterior()
         return self
 
     def _posterior(self) -> None:
-        e, u = self.errors_, self.distances_
+        e, u, h = self.errors_, self.distances_, self.hull_
         labels, inv = np.unique(self.units_, return_inverse=True)
         n = np.bincount(inv, minlength=labels.size).astype(float)
         a = 1.0 / n[inv] if e.size else np.zeros(0)
@@ -113,50 +130,59 @@ class Discrepancy:
         self.sigma_within_ = (float(np.sqrt(np.sum((e - ebar[inv]) ** 2) / df)) if df > 0
                               else 0.0)
         self.n_folds_, self.n_targets_ = int(labels.size), int(e.size)
-        s0, s1 = np.meshgrid(_GRID, _GRID, indexing="ij")
-        s0, s1 = s0.ravel(), s1.ravel()
-        v = s0[:, None] ** 2 + s1[:, None] ** 2 * u[None, :] ** 2
+        s0, s1, k = (g.ravel() for g in np.meshgrid(_GRID, _GRID, _GRID_K, indexing="ij"))
         tau2 = self.prior_b**2
-        P = 1.0 / tau2 + np.sum(a * u**2 / v, axis=1)
-        m = np.sum(a * u * e / v, axis=1) / P
-        loglik = -0.5 * (np.sum(a * (np.log(2 * np.pi * v) + e**2 / v), axis=1) - m**2 * P
-                         + np.log(tau2 * P))
-        # half-normal priors on s0, s1; the grid is uniform in log s (Jacobian s)
-        logprior = (-0.5 * (s0 / self.prior_s0) ** 2 + np.log(s0)
-                    - 0.5 * (s1 / self.prior_s1) ** 2 + np.log(s1))
+        P = np.empty(s0.size)
+        m = np.empty(s0.size)
+        loglik = np.empty(s0.size)
+        for lo in range(0, s0.size, _CHUNK):      # chunks keep memory at _CHUNK x n_targets
+            sl = slice(lo, lo + _CHUNK)
+            v = (s0[sl, None] ** 2 + s1[sl, None] ** 2 * u[None, :] ** 2
+                 + k[sl, None] ** 2 * h[None, :] ** 2)
+            P[sl] = 1.0 / tau2 + np.sum(a * u**2 / v, axis=1)
+            m[sl] = np.sum(a * u * e / v, axis=1) / P[sl]
+            loglik[sl] = -0.5 * (np.sum(a * (np.log(2 * np.pi * v) + e**2 / v), axis=1)
+                                 - m[sl] ** 2 * P[sl] + np.log(tau2 * P[sl]))
+        # half-normal priors; the grid is uniform in log s (Jacobian s)
+        logprior = sum(-0.5 * (g / scale) ** 2 + np.log(g) for g, scale in
+                       ((s0, self.prior_s0), (s1, self.prior_s1), (k, self.prior_k)))
         logw = loglik + logprior
         w = np.exp(logw - logsumexp(logw))
-        self._grid = (s0, s1, w, m, 1.0 / P)
-        self.b_ = float(np.sum(w * m))
-        self.s0_ = float(np.sum(w * s0))
-        self.s1_ = float(np.sum(w * s1))
+        keep = w > 1e-12 * w.max()     # drop grid points with no mass (prediction cost)
+        w = w[keep] / w[keep].sum()
+        self._grid = (s0[keep], s1[keep], k[keep], w, m[keep], 1.0 / P[keep])
+        self.b_ = float(np.sum(w * m[keep]))
+        self.s0_ = float(np.sum(w * s0[keep]))
+        self.s1_ = float(np.sum(w * s1[keep]))
+        self.k_ = float(np.sum(w * k[keep]))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "_grid"):
             raise MixlawsError("this Discrepancy is not fitted yet: call fit(...) or from_dict")
 
     # -- prediction ---------------------------------------------------------------------------
-    def predict(self, dN: Any, dD: Any) -> dict[str, np.ndarray]:
-        """Predictive ``bias`` (mean of ``log(L_obs / L_pred)``) and ``sd`` at ``(dN, dD)``.
+    def predict(self, dN: Any, dD: Any, hull: Any = 0.0) -> dict[str, np.ndarray]:
+        """Predictive ``bias`` (mean of ``log(L_obs / L_pred)``) and ``sd`` at ``(dN, dD, hull)``.
 
         The sd is that of one observed run (it includes run-to-run noise; add no new-run
         noise on top).  Returns ``{"bias", "sd", "u"}`` arrays broadcast over the inputs.
         """
         self._check_fitted()
-        u = distance(dN, dD)
-        s0, s1, w, m, V = self._grid
-        flat = np.atleast_1d(u).ravel()
-        mean_g = m[:, None] * flat[None, :]
-        var_g = (s0[:, None] ** 2 + s1[:, None] ** 2 * flat[None, :] ** 2
-                 + V[:, None] * flat[None, :] ** 2)
+        u, h = np.broadcast_arrays(distance(dN, dD), np.asarray(hull, float))
+        s0, s1, k, w, m, V = self._grid
+        fu, fh = np.atleast_1d(u).ravel(), np.atleast_1d(h).ravel()
+        mean_g = m[:, None] * fu[None, :]
+        var_g = (s0[:, None] ** 2 + (s1[:, None] ** 2 + V[:, None]) * fu[None, :] ** 2
+                 + k[:, None] ** 2 * fh[None, :] ** 2)
         bias = w @ mean_g
         second = w @ (var_g + mean_g**2)
         var = np.maximum(second - bias**2, 0.0)
         shape = np.shape(u)
         return {"bias": bias.reshape(shape), "sd": np.sqrt(var).reshape(shape), "u": u}
 
-    def quantiles(self, dN: Any, dD: Any, level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
-        """Central ``level`` interval of ``log(L_obs / L_pred)`` at ``(dN, dD)``.
+    def quantiles(self, dN: Any, dD: Any, level: float = 0.9,
+                  hull: Any = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Central ``level`` interval of ``log(L_obs / L_pred)`` at ``(dN, dD, hull)``.
 
         Exact quantiles of the posterior predictive (a normal mixture over the grid), found by
         bisection.  With few folds the predictive is heavier-tailed than a normal, so at 90 % this
@@ -165,14 +191,19 @@ class Discrepancy:
         self._check_fitted()
         if not 0.0 < level < 1.0:
             raise MixlawsError(f"interval level must be in (0, 1), not {level}")
-        u = distance(dN, dD)
-        uniq, inv = np.unique(np.atleast_1d(u).ravel(), return_inverse=True)
-        s0, s1, w, m, V = self._grid
+        u, h = np.broadcast_arrays(distance(dN, dD), np.asarray(hull, float))
+        pairs = np.stack([np.atleast_1d(u).ravel(), np.atleast_1d(h).ravel()], 1)
+        uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+        inv = np.ravel(inv)
+        s0, s1, k, w, m, V = self._grid
         order = np.argsort(w)[::-1]   # the grid points holding all but 1e-7 of the mass
         keep = order[:int(np.searchsorted(np.cumsum(w[order]), 1.0 - 1e-7)) + 1]
-        s0, s1, w, m, V = s0[keep], s1[keep], w[keep] / w[keep].sum(), m[keep], V[keep]
-        mu = m[:, None] * uniq[None, :]
-        sd = np.sqrt(s0[:, None] ** 2 + (s1[:, None] ** 2 + V[:, None]) * uniq[None, :] ** 2)
+        s0, s1, k, w, m, V = (x[keep] for x in (s0, s1, k, w, m, V))
+        w = w / w.sum()
+        uu, hh = uniq[:, 0], uniq[:, 1]
+        mu = m[:, None] * uu[None, :]
+        sd = np.sqrt(s0[:, None] ** 2 + (s1[:, None] ** 2 + V[:, None]) * uu[None, :] ** 2
+                     + k[:, None] ** 2 * hh[None, :] ** 2)
         out = []
         for q in (0.5 - level / 2, 0.5 + level / 2):
             lo = mu.min(0) - 12 * sd.max(0)
@@ -184,17 +215,18 @@ class Discrepancy:
             out.append((0.5 * (lo + hi))[inv].reshape(np.shape(u)))
         return out[0], out[1]
 
-    def interval(self, loss: Any, dN: Any, dD: Any,
-                 level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    def interval(self, loss: Any, dN: Any, dD: Any, level: float = 0.9,
+                 hull: Any = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Interval ``loss exp(q_lo), loss exp(q_hi)`` around predicted losses at ``(dN, dD)``
         (``q`` the predictive quantiles of :meth:`quantiles`)."""
-        qlo, qhi = self.quantiles(dN, dD, level)
+        qlo, qhi = self.quantiles(dN, dD, level, hull)
         loss = np.asarray(loss, float)
         return loss * np.exp(qlo), loss * np.exp(qhi)
 
-    def covers(self, log_ratio: Any, dN: Any, dD: Any, level: float = 0.9) -> np.ndarray:
+    def covers(self, log_ratio: Any, dN: Any, dD: Any, level: float = 0.9,
+               hull: Any = 0.0) -> np.ndarray:
         """Whether observed errors ``log(L_obs / L_pred)`` fall inside the ``level`` interval."""
-        qlo, qhi = self.quantiles(dN, dD, level)
+        qlo, qhi = self.quantiles(dN, dD, level, hull)
         e = np.asarray(log_ratio, float)
         return (qlo <= e) & (e <= qhi)
 
@@ -204,7 +236,8 @@ class Discrepancy:
         self._check_fitted()
         return {"kind": _KIND, "version": _VERSION, "settings": self.get_params(),
                 "errors": self.errors_.tolist(), "distances": self.distances_.tolist(),
-                "units": self.units_.tolist(), "b": self.b_, "s0": self.s0_, "s1": self.s1_}
+                "hull": self.hull_.tolist(), "units": self.units_.tolist(), "b": self.b_,
+                "s0": self.s0_, "s1": self.s1_, "k": self.k_}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Discrepancy":
@@ -216,6 +249,7 @@ class Discrepancy:
             out = cls(**d["settings"])
             out.errors_ = np.asarray(d["errors"], float)
             out.distances_ = np.asarray(d["distances"], float)
+            out.hull_ = np.asarray(d.get("hull", np.zeros(len(d["errors"]))), float)
             out.units_ = np.asarray(d["units"], dtype=str)
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{_KIND} dict is incomplete or corrupt: {exc}") from exc
@@ -226,4 +260,4 @@ class Discrepancy:
         if not hasattr(self, "_grid"):
             return f"Discrepancy({self.get_params()})"
         return (f"Discrepancy(folds={self.n_folds_}, targets={self.n_targets_}, b={self.b_:+.4f}, "
-                f"s0={self.s0_:.4f}, s1={self.s1_:.4f}, sigma_within={self.sigma_within_:.4f})")
+                f"s0={self.s0_:.4f}, s1={self.s1_:.4f}, k={self.k_:.4f}, sigma_within={self.sigma_within_:.4f})")

@@ -94,7 +94,7 @@ class BacktestResult:
             keep = ~np.isin(units, list(exclude))
             p = p[keep]
             self._cache[key] = Discrepancy(**self.priors).fit(
-                p["log_ratio"], p["dN"], p["dD"], units[keep])
+                p["log_ratio"], p["dN"], p["dD"], units[keep], p["hull"])
         return self._cache[key]
 
     def _lofo_covered(self) -> np.ndarray:
@@ -109,7 +109,7 @@ class BacktestResult:
                 sel = fam & (units == unit)
                 model = self.discrepancy(family, exclude=[unit])
                 q = p[sel]
-                out[sel] = model.covers(q["log_ratio"], q["dN"], q["dD"], self.level)
+                out[sel] = model.covers(q["log_ratio"], q["dN"], q["dD"], self.level, q["hull"])
         return out
 
     def at_target(self, runs: Any, params: float, tokens: float) -> pd.DataFrame:
@@ -242,7 +242,10 @@ class BacktestResult:
             raise ArtifactError(f"{_KIND} version {d.get('version')!r} is not supported (expected "
                                 f"{_VERSION}); rerun the backtest with this mixlaws")
         try:
-            pred = pd.DataFrame({c: d["predictions"][c] for c in PREDICTION_COLUMNS})
+            cols = dict(d["predictions"])
+            if "hull" not in cols:      # results written before the hull distance was scored
+                cols["hull"] = [0.0] * len(cols["run"])
+            pred = pd.DataFrame({c: cols[c] for c in PREDICTION_COLUMNS})
             status = pd.DataFrame({c: d["status"][c] for c in _STATUS_COLUMNS})
             return cls(pred, status.astype(_STATUS_TYPES),
                        settings=d["settings"], level=d["level"], priors=d["priors"],

@@ -8,7 +8,9 @@ every target; per target we record
   of the domains with implicit aggregation);
 * ``rel_error = predicted / observed - 1`` and ``log_ratio = log(observed / predicted)``
   (the quantity the discrepancy model describes);
-* the extrapolation distances of :func:`extrapolation_distance`, ``dN`` and ``dD``.
+* the extrapolation distances of :func:`extrapolation_distance`, ``dN`` and ``dD``, and
+  ``hull``: the target mixture's total-variation distance to the hull of the fold's training
+  mixtures (:func:`mixlaws.fit.mixture_extrapolation`; 0 for a mixture that was fitted).
 
 Per (family, fold) the table row holds ``n``, the mean and max ``|rel_error|``, the bias (mean
 signed ``rel_error``) and the RMSE of ``log_ratio``.  A family that raises a
@@ -24,14 +26,14 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MixlawsError
-from ..fit import make_estimator
+from ..fit import make_estimator, mixture_extrapolation
 from ..runs import RunsTable
 from ._folds import Fold
 
 __all__ = ["extrapolation_distance", "fitted_scales", "scale_distance", "score_fold", "PREDICTION_COLUMNS"]
 
 PREDICTION_COLUMNS = ("family", "fold", "part", "run", "params", "tokens", "observed",
-                      "predicted", "rel_error", "log_ratio", "dN", "dD")
+                      "predicted", "rel_error", "log_ratio", "dN", "dD", "hull")
 """Columns of the long predictions table, in order."""
 
 
@@ -82,6 +84,7 @@ def score_fold(family: str, fold: Fold, estimator: Any) -> pd.DataFrame:
     assert train is not None
     mix_cols = train.mix_columns
     loss_cols = train.loss_columns
+    fitted = train.data.groupby("run", sort=False)[mix_cols].first().to_numpy(float)
     rows = []
     for (N, D), g in t.groupby(["params", "tokens"], sort=True):
         pred = estimator.predict(g[mix_cols].to_numpy(float), float(N), float(D))
@@ -91,10 +94,13 @@ def score_fold(family: str, fold: Fold, estimator: Any) -> pd.DataFrame:
             raise MixlawsError(f"{family} predicts a non-finite or non-positive loss at "
                                f"params={N:.6g}, tokens={D:.6g}")
         dN, dD = extrapolation_distance(train, np.full(len(g), N), np.full(len(g), D))
+        hull = [e.hull_distance for e in
+                mixture_extrapolation(fitted, g[mix_cols].to_numpy(float), train.sources)]
         rows.append(pd.DataFrame({
             "family": family, "fold": fold.name, "part": fold.part, "run": g["run"].to_numpy(),
             "params": float(N), "tokens": float(D), "observed": obs, "predicted": p,
-            "rel_error": p / obs - 1.0, "log_ratio": np.log(obs / p), "dN": dN, "dD": dD}))
+            "rel_error": p / obs - 1.0, "log_ratio": np.log(obs / p), "dN": dN, "dD": dD,
+            "hull": hull}))
     return pd.concat(rows, ignore_index=True)[list(PREDICTION_COLUMNS)]
 
 

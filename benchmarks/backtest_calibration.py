@@ -29,7 +29,8 @@ import warnings
 
 import numpy as np
 
-from mixlaws.backtest import BacktestResult, backtest, extrapolation_distance
+from mixlaws.backtest import BacktestResult, backtest, extrapolation_distance, family_weights
+from mixlaws.backtest._averaged import _mixture_quantile
 from mixlaws.fit import make_estimator, mixture_extrapolation
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import anneal_sweep, random_truth, sample_mixtures, simulate_sweep
@@ -71,9 +72,19 @@ def one_sweep(seed: int, families: list[str]) -> dict:
     return out
 
 
-def evaluate(record: dict, fam: str, level: float = 0.9, without_mixtures: bool = False) -> dict:
-    """Coverage of the backtest-calibrated interval at the target for one sweep and family."""
+def _result(record: dict, priors: dict | None) -> BacktestResult:
     res = BacktestResult.from_dict(record["backtest"])
+    if priors:
+        res = BacktestResult(res.predictions.drop(columns="covered"), res.status,
+                             settings=res.settings, level=res.level, priors=priors,
+                             notes=res.notes)
+    return res
+
+
+def evaluate(record: dict, fam: str, level: float = 0.9, without_mixtures: bool = False,
+             priors: dict | None = None) -> dict:
+    """Coverage of the backtest-calibrated interval at the target for one sweep and family."""
+    res = _result(record, priors)
     exclude = sorted({f"mixtures:{k}" for k in res.predictions["part"]}) if without_mixtures else []
     disc = res.discrepancy(fam, exclude=exclude)
     e = np.asarray(record["log_ratio"][fam])
@@ -86,16 +97,47 @@ def evaluate(record: dict, fam: str, level: float = 0.9, without_mixtures: bool 
             "half_width": float(np.mean(np.log(hi) - np.log(lo))) / 2}
 
 
+def evaluate_auto(record: dict, families: list[str], level: float = 0.9,
+                  priors: dict | None = None) -> dict:
+    """The same check for ``--law auto``'s predictive: the stacking-weighted mixture of the
+    families' discrepancy-shifted log-normals (what :class:`AveragedTarget` computes)."""
+    res = _result(record, priors)
+    w, _ = family_weights(res, families)
+    hull = np.asarray(record.get("hull", 0.0), float)
+    e = np.stack([np.asarray(record["log_ratio"][f]) for f in families], 1)
+    mu, sig = [], []
+    for f in families:
+        p = res.discrepancy(f).predict(record["dN"], record["dD"], hull)
+        mu.append(p["bias"] * np.ones(len(e)))
+        sig.append(p["sd"] * np.ones(len(e)))
+    # log(L_obs / L_pred_k) for each family; the mixture predictive of log L_obs is centred on
+    # log L_pred_k + b_k: test whether 0 = log L_obs - log L_obs lies inside, per target
+    mu = -e + np.stack(mu, 1)
+    sig = np.stack(sig, 1)
+    ww = np.array([w[f] for f in families])
+    lo = _mixture_quantile(mu, sig, ww, 0.5 - level / 2)
+    hi = _mixture_quantile(mu, sig, ww, 0.5 + level / 2)
+    point = np.log(np.exp(mu) @ ww)
+    return {"rel": np.expm1(point), "covered": (lo <= 0) & (0 <= hi), "weights": ww,
+            "half_width": float(np.mean(hi - lo)) / 2}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sweeps", type=int, default=30)
     ap.add_argument("--families", default="nested,joint")
     ap.add_argument("--save", metavar="FILE", help="write the per-sweep records (JSON)")
     ap.add_argument("--load", metavar="FILE", help="re-evaluate saved records instead of fitting")
+    ap.add_argument("--priors", metavar="B,S0,S1,K", help="discrepancy prior scales to evaluate "
+                    "(default: the Discrepancy defaults)")
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress shows when piped to a file
     warnings.simplefilter("ignore")
     families = [f for f in args.families.split(",") if f]
+    priors = None
+    if args.priors:
+        priors = dict(zip(("prior_b", "prior_s0", "prior_s1", "prior_k"),
+                          map(float, args.priors.split(","))))
     t0 = time.perf_counter()
     if args.load:
         with open(args.load) as f:
@@ -121,7 +163,7 @@ def main() -> int:
         print(f"{'family':<8} {'cover90':>8} {'sweeps all in':>14} {'naive90':>8} "
               f"{'mean|err|%':>10} {'max|err|%':>9} {'med sd%':>8} {'med half90%':>11}")
         for fam in families:
-            r = [evaluate(x, fam, without_mixtures=without) for x in records]
+            r = [evaluate(x, fam, without_mixtures=without, priors=priors) for x in records]
             cov = np.concatenate([x["covered"] for x in r])
             naive = np.concatenate([x["naive"] for x in r])
             rel = np.concatenate([x["rel"] for x in r])
@@ -130,6 +172,16 @@ def main() -> int:
                   f"{100 * np.mean(np.abs(rel)):10.2f} {100 * np.max(np.abs(rel)):9.2f} "
                   f"{100 * np.median([x['sd'] for x in r]):8.2f} "
                   f"{100 * np.median([x['half_width'] for x in r]):11.2f}")
+    if len(families) > 1:
+        r = [evaluate_auto(x, families, priors=priors) for x in records]
+        cov = np.concatenate([x["covered"] for x in r])
+        rel = np.concatenate([x["rel"] for x in r])
+        wts = np.mean([x["weights"] for x in r], 0)
+        print(f"auto ({'+'.join(families)}, stacking): cover90 {cov.mean():.3f}, sweeps all in "
+              f"{np.mean([x['covered'].all() for x in r]):.2f}, mean|err| "
+              f"{100 * np.mean(np.abs(rel)):.2f} %, max|err| {100 * np.max(np.abs(rel)):.2f} %, "
+              f"med half90 {100 * np.median([x['half_width'] for x in r]):.2f} %, mean weights "
+              + ", ".join(f"{f} {v:.2f}" for f, v in zip(families, wts)))
     print("cover90: share of the held-out target runs inside the 90 % discrepancy interval; "
           "sweeps all in: share of sweeps whose 5 targets are all inside (errors within a sweep "
           "are correlated); naive90: interval with zero discrepancy (within-fold run scatter "

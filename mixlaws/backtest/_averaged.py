@@ -54,7 +54,7 @@ from ._result import BacktestResult
 from ._run import DEFAULT_FAMILIES, backtest
 from ._score import fitted_scales, scale_distance
 
-__all__ = ["AveragedMixingLaw", "AveragedTarget", "stacking_weights"]
+__all__ = ["AveragedMixingLaw", "AveragedTarget", "family_weights", "stacking_weights"]
 
 _METHODS = ("stacking", "pseudo-bma")
 
@@ -252,39 +252,13 @@ class AveragedMixingLaw(Estimator):
         self.scales_ = (np.asarray(sizes, float), np.asarray(dmax, float))
         fams = tuple(members)
         self.discrepancy_ = {f: self.backtest_.discrepancy(f) for f in fams}
+        self.kappa_ = {f: _kappa(self.discrepancy_[f]) for f in fams}
+        stack_notes: list[str] = []
         if weights is None:
-            weights, self.kappa_, stack_notes = self._weigh(fams)
-        else:
-            self.kappa_, stack_notes = {f: _kappa(self.discrepancy_[f]) for f in fams}, []
+            weights, stack_notes = family_weights(self.backtest_, fams, self.method)
         self.law_weights_ = dict(weights)
         self.notes_ = tuple(notes) + tuple(stack_notes)
         self._targets: dict[tuple[float, float], AveragedTarget] = {}
-
-    def _weigh(self, fams: tuple[str, ...]) -> tuple[dict, dict, list[str]]:
-        p = self.backtest_.predictions
-        p = p[p["family"].isin(fams)].copy()
-        p["unit"] = p["fold"] + ":" + p["part"].astype(str)
-        kappa = {f: _kappa(self.discrepancy_[f]) for f in fams}
-        wide = p.pivot_table(index=["unit", "run"], columns="family", values="log_ratio")
-        wide = wide.dropna()
-        if wide.empty or len(fams) == 1:
-            w = np.full(len(fams), 1.0 / len(fams))
-            why = [] if len(fams) == 1 else ["no backtest target was predicted by every family: "
-                                             "the families are weighted equally"]
-            return dict(zip(fams, w.tolist())), kappa, why
-        units = wide.index.get_level_values("unit").to_numpy()
-        dist = p.drop_duplicates(["unit", "run"]).set_index(["unit", "run"]).loc[wide.index]
-        logp = np.empty((len(wide), len(fams)))
-        for k, f in enumerate(fams):
-            for u in np.unique(units):
-                sel = units == u
-                d = self.backtest_.discrepancy(f, exclude=[u])
-                pr = d.predict(dist["dN"].to_numpy()[sel], dist["dD"].to_numpy()[sel],
-                               dist["hull"].to_numpy()[sel])
-                logp[sel, k] = norm.logpdf(wide[f].to_numpy()[sel], pr["bias"], pr["sd"])
-        _, inv, counts = np.unique(units, return_inverse=True, return_counts=True)
-        w = stacking_weights(logp, 1.0 / counts[inv], self.method)
-        return dict(zip(fams, w.tolist())), kappa, []
 
     # -- prediction ----------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -355,6 +329,37 @@ class AveragedMixingLaw(Estimator):
             raise ArtifactError(f"{path} is a damaged model-averaged fit ({type(exc).__name__}: "
                                 f"{exc}); refit with `mixlaws fit --law auto`", path=path) from None
         return model
+
+
+def family_weights(result: BacktestResult, families: Sequence[str],
+                   method: str = "stacking") -> tuple[dict[str, float], list[str]]:
+    """Weights of ``families`` from their backtest ``result`` (see the module docstring).
+
+    Each target's density under a family is that of its observed error under the family's
+    discrepancy model fitted *without the target's unit*; returns ``({family: weight}, notes)``.
+    """
+    fams = tuple(families)
+    p = result.predictions
+    p = p[p["family"].isin(fams)].copy()
+    p["unit"] = p["fold"] + ":" + p["part"].astype(str)
+    wide = p.pivot_table(index=["unit", "run"], columns="family", values="log_ratio").dropna()
+    if wide.empty or len(fams) == 1:
+        why = [] if len(fams) == 1 else ["no backtest target was predicted by every family: "
+                                         "the families are weighted equally"]
+        return {f: 1.0 / len(fams) for f in fams}, why
+    units = wide.index.get_level_values("unit").to_numpy()
+    dist = p.drop_duplicates(["unit", "run"]).set_index(["unit", "run"]).loc[wide.index]
+    logp = np.empty((len(wide), len(fams)))
+    for k, f in enumerate(fams):
+        for u in np.unique(units):
+            sel = units == u
+            d = result.discrepancy(f, exclude=[u])
+            pr = d.predict(dist["dN"].to_numpy()[sel], dist["dD"].to_numpy()[sel],
+                           dist["hull"].to_numpy()[sel])
+            logp[sel, k] = norm.logpdf(wide[f].to_numpy()[sel], pr["bias"], pr["sd"])
+    _, inv, counts = np.unique(units, return_inverse=True, return_counts=True)
+    w = stacking_weights(logp, 1.0 / counts[inv], method)
+    return dict(zip(fams, w.tolist())), []
 
 
 def _kappa(disc: Discrepancy) -> float:

@@ -50,8 +50,8 @@ __all__ = ["Discrepancy", "distance"]
 
 _KIND = "mixlaws.Discrepancy"
 _VERSION = 1
-_GRID = np.geomspace(1e-4, 0.5, 49)          # s0, s1
-_GRID_K = np.geomspace(1e-3, 3.0, 17)        # k (per unit of hull distance)
+_GRID = np.geomspace(1e-4, 0.5, 33)          # s0, s1
+_GRID_K = np.geomspace(1e-3, 3.0, 11)        # k (per unit of hull distance)
 _CHUNK = 4096                                # grid points evaluated at once
 
 

@@ -107,3 +107,59 @@ def test_cli_fit_auto_then_predict_per_law(averaged, sweep, tmp_path, capsys) ->
     assert row["lower"] < row["loss"] < row["upper"]
     assert set(row["per_law"]) == {"nested-tied", "joint"}
     assert sum(v["weight"] for v in row["per_law"].values()) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_structural_comparison_with_a_baseline(averaged) -> None:
+    at = averaged.target(1e9, 2e10)
+    r, b = averaged.mixtures_[0], averaged.mixtures_[1]
+    same = at.compare(r, r)
+    assert same["gain"] == pytest.approx(0.0, abs=1e-12)
+    c = at.compare(r, b, 0.9)
+    per = at.per_law(np.vstack([r, b]))
+    gains = np.array([(v[1] - v[0]) * np.exp(at.bias[k]) for k, v in enumerate(per.values())])
+    assert c["gain"] == pytest.approx(float(at.law_weights @ gains))
+    assert c["gain_lower"] <= c["gain"] <= c["gain_upper"] and 0.0 <= c["p_better"] <= 1.0
+    assert at.compare(b, r)["p_better"] == pytest.approx(1.0 - c["p_better"], abs=1e-9)
+    u = at.uncertainty(r, b)
+    assert u["lower"] < u["loss"] < u["upper"] and u["versus_baseline"] == c
+
+
+def test_the_default_law_is_auto_unless_a_nested_option_says_otherwise() -> None:
+    import argparse
+
+    from mixlaws.cli._law import DEFAULT_LAW, resolve_law
+
+    assert DEFAULT_LAW == "auto"
+    ns = lambda **kw: argparse.Namespace(**{"law": None, "implicit": None, "tie_beta": None,  # noqa: E731
+                                            "tie_alpha": None, **kw})
+    assert resolve_law(ns()) == "auto"
+    assert resolve_law(ns(tie_beta="all")) == "nested"
+    assert resolve_law(ns(law="joint")) == "joint"
+
+
+def test_auto_refuses_nested_only_options(sweep, tmp_path, capsys) -> None:
+    path = tmp_path / "runs.csv"
+    sweep.data.to_csv(path, index=False)
+    assert main(["fit", str(path), "--law", "auto", "--tie-beta", "all"]) == 2
+    assert "--tie-beta does not apply to --law auto" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_run_by_default_reports_structural_intervals(sweep, tmp_path) -> None:
+    path = tmp_path / "runs.csv"
+    sweep.data.to_csv(path, index=False)
+    out = tmp_path / "out"
+    with expected_warnings():
+        code = main(["--quiet", "run", str(path), "--params", "1e9", "--tokens", "2e10",
+                     "--baseline", "web=0.4,code=0.3,books=0.3", "-o", str(out)])
+    assert code == 0
+    fit = json.loads((out / "fit.json").read_text())
+    assert fit["family"] == "auto" and set(fit["law_weights"]) == {"nested", "joint"}
+    rows = json.loads((out / "predictions.json").read_text())
+    assert all(r["lower"] < r["loss"] < r["upper"] and r["estimate"] == "stacked" for r in rows)
+    mix = json.loads((out / "mixture.json").read_text())
+    u = mix["uncertainty"]
+    assert u["posterior"] == "structural" and u["lower"] < mix["predicted_loss"] < u["upper"]
+    assert 0.0 <= u["versus_baseline"]["p_better"] <= 1.0
+    assert u["versus_baseline"]["gain"] == pytest.approx(mix["gain"], rel=1e-6)

@@ -51,10 +51,17 @@ from ..runs import WARMUP, as_runs
 from ._discrepancy import Discrepancy
 from ._folds import DEFAULT_FOLDS
 from ._result import BacktestResult
-from ._run import DEFAULT_FAMILIES, backtest
+from ._run import backtest
 from ._score import fitted_scales, scale_distance
 
-__all__ = ["AveragedMixingLaw", "AveragedTarget", "family_weights", "stacking_weights"]
+__all__ = ["AveragedMixingLaw", "AveragedTarget", "AUTO_FAMILIES", "family_weights",
+           "stacking_weights"]
+
+AUTO_FAMILIES = ("nested", "joint")
+"""The families ``--law auto`` averages by default: the two that disagree most where it matters
+(per-run step laws nested in a size law, vs one law in ``(r, N, D)``); ``nested-tied`` lies
+between them on the public sweeps and costs the most to backtest, so it is opt-in
+(``families=``)."""
 
 _METHODS = ("stacking", "pseudo-bma")
 
@@ -161,6 +168,47 @@ class AveragedTarget(TargetActions):
         return np.exp(lo), np.exp(hi)
 
 
+    def compare(self, mixture: Any, baseline: Any, level: float = 0.9) -> dict[str, float]:
+        """``P(L(r) < L(b))``, mean gain ``L(b) - L(r)`` and its central ``level`` interval.
+
+        Both losses share the target's scale discrepancy (one fit predicts both), so the gain's
+        uncertainty is the spread between families plus each mixture's own mixture-space term:
+        under family ``k`` the gain is ``N(g_k, (L_rk kappa_k h_r)^2 + (L_bk kappa_k h_b)^2)``
+        with ``g_k`` the family's bias-corrected gain; the result is their weighted mixture.
+        """
+        from ..runs import as_mixtures
+
+        r, _ = as_mixtures(np.vstack([np.ravel(np.asarray(mixture, float)),
+                                      np.ravel(np.asarray(baseline, float))]), self.sources)
+        h = np.array([e.hull_distance for e in
+                      mixture_extrapolation(self.mixtures, r, self.sources)])
+        L = np.stack([np.asarray(m.loss(jnp.asarray(r))) for m in self.members], 1)
+        L = L * np.exp(self.bias)[None, :]                     # (2, K)
+        g = L[1] - L[0]
+        sd = np.sqrt((L[0] * self.kappa * h[0]) ** 2 + (L[1] * self.kappa * h[1]) ** 2 + 1e-18)
+        w = self.law_weights
+        lo = _mixture_quantile(g[None], sd[None], w, 0.5 - level / 2)[0]
+        hi = _mixture_quantile(g[None], sd[None], w, 0.5 + level / 2)[0]
+        return {"p_better": float(w @ norm.cdf(g / sd)), "gain": float(w @ g),
+                "gain_lower": float(lo), "gain_upper": float(hi), "level": float(level)}
+
+    def uncertainty(self, mixture: Any, baseline: Any = None,
+                    level: float = 0.9) -> dict[str, Any]:
+        """MIX.json's ``uncertainty`` block for ``mixture``: its new-run interval and, with a
+        baseline, :meth:`compare` (the same keys as the posterior's risk report)."""
+        r = np.atleast_2d(np.asarray(mixture, float))
+        lo, hi = self.interval(r, level)
+        mlo, mhi = self.interval(r, level, kind="mean")
+        out: dict[str, Any] = {"objective": "mean", "posterior": "structural",
+                               "loss": float(np.asarray(self.loss(jnp.asarray(r)))[0]),
+                               "lower": float(lo[0]), "upper": float(hi[0]),
+                               "mean_interval": [float(mlo[0]), float(mhi[0])],
+                               "level": float(level)}
+        if baseline is not None:
+            out["versus_baseline"] = self.compare(r[0], baseline, level)
+        return out
+
+
 def _mixture_quantile(mu: np.ndarray, sig: np.ndarray, w: np.ndarray, q: float) -> np.ndarray:
     """``q``-quantile of each row's normal mixture ``sum_k w_k N(mu_ik, sig_ik^2)`` (bisection)."""
     a = (mu - 8 * sig).min(1)
@@ -177,7 +225,7 @@ class AveragedMixingLaw(Estimator):
 
     Parameters
     ----------
-    families : names of :data:`mixlaws.fit.FAMILIES` to average.
+    families : names of :data:`mixlaws.fit.FAMILIES` to average (default :data:`AUTO_FAMILIES`).
     folds, truncate, n_mixture_folds : the backtest (see :func:`~mixlaws.backtest.backtest`).
     method : ``"stacking"`` (default) or ``"pseudo-bma"``.
     val_weights, warmup, seed : settings every family receives.
@@ -200,9 +248,9 @@ class AveragedMixingLaw(Estimator):
 
     family = "auto"
 
-    def __init__(self, *, families: Sequence[str] = DEFAULT_FAMILIES,
+    def __init__(self, *, families: Sequence[str] = AUTO_FAMILIES,
                  folds: Sequence[str] = DEFAULT_FOLDS, truncate: float = 0.3,
-                 n_mixture_folds: int = 5, method: str = "stacking",
+                 n_mixture_folds: int = 3, method: str = "stacking",
                  val_weights: Mapping[str, float] | None = None, warmup: float = WARMUP,
                  seed: int = 0) -> None:
         self.families = tuple(families)

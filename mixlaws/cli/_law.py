@@ -1,13 +1,16 @@
 """``--law``: the law family a fit uses, and what the commands do with each family.
 
-``mixlaws fit RUNS.csv --law nested|nested-tied|joint|joint-mix`` picks an entry of
+``mixlaws fit RUNS.csv --law auto|nested|nested-tied|joint|joint-mix`` picks an entry of
 :data:`mixlaws.fit.FAMILIES` (the choices are that registry's names, so a family
 registered there, or a model-averaging choice such as ``auto``, appears here by
 adding it to :func:`law_choices`).  Fit options a family does not take are an error
 when the user gave them (``--implicit`` with ``--law joint``), never silently dropped;
 options it does take win over the family's preset (``--law nested --tie-beta all`` is
-what ``nested-tied`` presets, as ``mixlaws fit --tie-beta all`` always was).
-Never prints.
+what ``nested-tied`` presets, as ``mixlaws fit --tie-beta all`` always was).  Without
+``--law`` the default is ``auto`` (families averaged on the sweep's own backtests, with
+structural intervals), except that an option only the nested laws take (``--implicit``,
+``--tie-beta``, ``--tie-alpha``) given without ``--law`` selects ``nested``: those options
+have always meant the nested law.  Never prints.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from typing import Any
 
 from ..errors import MixlawsError
 
-__all__ = ["DEFAULT_LAW", "law_choices", "add_law_option", "estimator_from_args", "is_nested",
+__all__ = ["DEFAULT_LAW", "law_choices", "add_law_option", "resolve_law", "estimator_from_args",
+           "is_nested",
            "require_nested", "fit_summary"]
 
-DEFAULT_LAW = "nested"
+DEFAULT_LAW = "auto"
+"""The law family of ``fit``/``run`` when neither ``--law`` nor a nested-only option is given."""
 
 #: fit options of the CLI -> estimator setting they set (None in ``args``: not given)
 _OPTIONAL = {"implicit": "--implicit", "tie_beta": "--tie-beta", "tie_alpha": "--tie-alpha"}
@@ -37,17 +42,28 @@ def add_law_option(p: argparse.ArgumentParser) -> None:
     """Add ``--law`` to a fitting command."""
     from ..fit import FAMILIES
 
-    p.add_argument("--law", choices=law_choices(), default=DEFAULT_LAW,
+    p.add_argument("--law", choices=law_choices(), default=None,
                    help="law family: " + "; ".join(f"{f.name}: {f.description}"
                                                    for f in FAMILIES.values())
-                   + f" (default {DEFAULT_LAW})")
+                   + f" (default {DEFAULT_LAW}; nested when --implicit, --tie-beta or "
+                     "--tie-alpha is given)")
+
+
+def resolve_law(args: argparse.Namespace) -> str:
+    """The family ``args`` ask for (see the module docstring); stored back in ``args.law``."""
+    law = getattr(args, "law", None)
+    if law is None:
+        nested_only = any(getattr(args, name, None) is not None for name in _OPTIONAL)
+        law = "nested" if nested_only else DEFAULT_LAW
+    args.law = law
+    return law
 
 
 def estimator_from_args(args: argparse.Namespace, val_weights: dict[str, float] | None) -> Any:
     """A fresh estimator of ``args.law`` with the fit options the user gave."""
     from ..fit import family
 
-    fam = family(getattr(args, "law", DEFAULT_LAW))
+    fam = family(resolve_law(args))
     takes = set(fam.estimator._param_names())
     settings: dict[str, Any] = dict(fam.settings)
     settings.update(val_weights=val_weights, warmup=args.warmup, seed=args.seed)
@@ -57,7 +73,7 @@ def estimator_from_args(args: argparse.Namespace, val_weights: dict[str, float] 
             continue
         if name not in takes:
             raise MixlawsError(f"{flag} does not apply to --law {fam.name} ({fam.description}); "
-                               f"drop it or use --law {DEFAULT_LAW}")
+                               f"drop it or use --law nested")
         settings[name] = value   # an explicit option wins over the family's preset
     return fam.estimator(**{k: v for k, v in settings.items() if k in takes})
 

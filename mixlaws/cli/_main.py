@@ -102,6 +102,22 @@ def _predictions(model, mixtures: np.ndarray, labels: Sequence[str], N: float, D
     return out
 
 
+def _structural_intervals(model, rows: list[dict[str, Any]], mixtures: np.ndarray, N: float,
+                          D: float, level: float, per_law: bool) -> None:
+    """Add an ``auto`` fit's intervals (new run: ``lower``/``upper``; law: ``mean_interval``)."""
+    at = model.target(N, D)
+    lo, hi = at.interval(mixtures, level)
+    mlo, mhi = at.interval(mixtures, level, kind="mean")
+    per = at.per_law(mixtures) if per_law else {}
+    for i, row in enumerate(rows):
+        row["estimate"] = "stacked"
+        row.update({"level": level, "lower": float(lo[i]), "upper": float(hi[i]),
+                    "mean_interval": [float(mlo[i]), float(mhi[i])]})
+        if per_law:
+            row["per_law"] = {f: {"loss": float(v[i]), "weight": model.law_weights_[f]}
+                              for f, v in per.items()}
+
+
 def _optimize(model, args: argparse.Namespace) -> dict[str, Any]:
     """MIX.json of the optimum at the target (the library builds it; the CLI writes it)."""
     from ..optimize import load_constraints
@@ -153,18 +169,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         mixtures, labels = read_mixtures(args.mixtures, model.sources_)
     rows = _predictions(model, mixtures, labels, args.params, args.tokens, args.per_domain)
     if getattr(model, "family", None) == "auto":    # structural intervals need no sampling
-        at = model.target(args.params, args.tokens)
-        per_law = at.per_law(mixtures)
-        level = 0.9 if args.level is None else args.level
-        lo, hi = at.interval(mixtures, level)
-        mlo, mhi = at.interval(mixtures, level, kind="mean")
-        for i, row in enumerate(rows):
-            row["estimate"] = "stacked"
-            row.update({"level": level, "lower": float(lo[i]), "upper": float(hi[i]),
-                        "mean_interval": [float(mlo[i]), float(mhi[i])]})
-            if args.per_law:
-                row["per_law"] = {f: {"loss": float(v[i]), "weight": model.law_weights_[f]}
-                                  for f, v in per_law.items()}
+        _structural_intervals(model, rows, mixtures, args.params, args.tokens,
+                              0.9 if args.level is None else args.level, args.per_law)
     elif args.level is not None:  # posterior intervals of the nested law (`mixlaws sample`)
         from ._uncertainty import interval_rows, load_posterior
 
@@ -230,6 +236,8 @@ def _run_into(args: argparse.Namespace, out, root: str) -> tuple[dict[str, Any],
     _emit(mix, out("mixture.json"))
     fitted = _predictions(model, model.mixtures_, list(model.mixture_labels_), args.params,
                           args.tokens, True)
+    if getattr(model, "family", None) == "auto":
+        _structural_intervals(model, fitted, model.mixtures_, args.params, args.tokens, 0.9, True)
     _emit(fitted, out("predictions.json"))
     written = []
     for fmt in args.formats.split(","):

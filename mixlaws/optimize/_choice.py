@@ -190,7 +190,12 @@ def choose_mixture(target: "TargetFit", *, constraints: "Constraints | str | os.
         unconstrained = {"mixture": {s: float(w) for s, w in zip(alt.sources, alt.mixture)},
                          "predicted_loss": float(alt.loss), "extrapolation": alt_ext.to_dict()}
     warn_extrapolation(ext, "the optimum")
-    uncertainty = None if objective is None else risk_report(draws, result.mixture, base, objective)
+    if objective is not None:
+        uncertainty = risk_report(draws, result.mixture, base, objective)
+    elif hasattr(target, "uncertainty"):     # a model-averaged target: structural intervals
+        uncertainty = target.uncertainty(result.mixture, base)
+    else:
+        uncertainty = None
     return MixtureChoice(result=result, params=target.params, tokens=target.tokens,
                          progress=target.progress,
                          repetition=None if rep is None else rep.summary(result.mixture),

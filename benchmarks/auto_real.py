@@ -7,8 +7,9 @@ predict their ends — the averaged model is fitted on the fold's training table
 own backtests, stacking weights and discrepancy models come from that table: it never sees
 the held-out losses) and scored on the held-out runs, beside each member family.
 
-Run:  python benchmarks/auto_real.py [--tables redpajama,5mix]
-          [--inner-folds largest-size,truncate,mixtures] [--mixture-folds 3]
+Run:  python benchmarks/auto_real.py [--tables redpajama,5mix] [--families nested,joint]
+          [--inner-folds largest-size,truncate,both,mixtures] [--mixture-folds 3]
+(the defaults are those of ``--law auto``)
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import warnings
 
 import numpy as np
 
-from mixlaws.backtest import AveragedMixingLaw, largest_size_fold, long_runs_fold
+from mixlaws.backtest import (AUTO_FAMILIES, DEFAULT_FOLDS, AveragedMixingLaw, largest_size_fold,
+                              long_runs_fold)
 from _data import DATA  # benchmarks/ is on sys.path
 from backtest_real import TABLES, load
 
@@ -50,8 +52,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=DATA)
     ap.add_argument("--tables", default="redpajama,5mix")
-    ap.add_argument("--families", default="nested,nested-tied,joint")
-    ap.add_argument("--inner-folds", default="largest-size,truncate,mixtures")
+    ap.add_argument("--families", default=",".join(AUTO_FAMILIES))
+    ap.add_argument("--inner-folds", default=",".join(DEFAULT_FOLDS))
     ap.add_argument("--mixture-folds", type=int, default=3)
     args = ap.parse_args()
     wpath = os.path.join(args.data, "pile_valid_weights.json")

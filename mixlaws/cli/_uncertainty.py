@@ -106,21 +106,24 @@ def load_posterior(fit_path: str, params: float, tokens: float):
 
 def interval_rows(draws, mixtures: np.ndarray, level: float, per_domain: bool,
                   domains: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Per-mixture interval fields for ``predict --level``."""
+    """Per-mixture interval fields for ``predict --level``: ``lower``/``upper`` bound the loss of
+    a newly trained run (what a trained model is compared with), ``mean_interval`` the law's."""
     from ..posterior import predict_intervals
 
     iv = predict_intervals(draws, mixtures, level, seed=draws.seed)
     rows = []
     for i in range(iv.loss.size):
-        row: dict[str, Any] = {"loss": float(iv.loss[i]), "lower": float(iv.lower[i]),
-                               "upper": float(iv.upper[i]), "level": level,
+        row: dict[str, Any] = {"loss": float(iv.loss[i]), "lower": float(iv.new_lower[i]),
+                               "upper": float(iv.new_upper[i]), "level": level,
                                "mean_interval": [float(iv.lower[i]), float(iv.upper[i])],
                                "new_run_interval": [float(iv.new_lower[i]), float(iv.new_upper[i])],
                                "posterior": draws.method}
         if per_domain:
             row["domains"] = {d: {"loss": float(iv.domain_loss[i, j]),
-                                  "lower": float(iv.domain_lower[i, j]),
-                                  "upper": float(iv.domain_upper[i, j]),
+                                  "lower": float(iv.domain_new_lower[i, j]),
+                                  "upper": float(iv.domain_new_upper[i, j]),
+                                  "mean_interval": [float(iv.domain_lower[i, j]),
+                                                    float(iv.domain_upper[i, j])],
                                   "new_run_interval": [float(iv.domain_new_lower[i, j]),
                                                        float(iv.domain_new_upper[i, j])]}
                               for j, d in enumerate(domains)}

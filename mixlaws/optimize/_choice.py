@@ -133,8 +133,10 @@ def risk_report(draws: "PosteriorDraws", mixture: np.ndarray, baseline: np.ndarr
 
     iv = predict_intervals(draws, mixture[None], level, seed=draws.seed)
     out: dict[str, Any] = {"objective": objective, "posterior": draws.method,
-                           "loss": float(iv.loss[0]), "lower": float(iv.lower[0]),
-                           "upper": float(iv.upper[0]), "level": level}
+                           "loss": float(iv.loss[0]), "lower": float(iv.new_lower[0]),
+                           "upper": float(iv.new_upper[0]),
+                           "mean_interval": [float(iv.lower[0]), float(iv.upper[0])],
+                           "level": level}
     if baseline is not None:
         out["versus_baseline"] = compare_to_baseline(draws, mixture, baseline, level)
     elif objective == "p-better":

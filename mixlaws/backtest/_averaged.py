@@ -45,7 +45,7 @@ import numpy as np
 from scipy.stats import norm
 
 from .._version import __version__
-from ..errors import ArtifactError, FitError, MixlawsError
+from ..errors import ArtifactError, MixlawsError
 from ..fit import Estimator, TargetActions, check_scale, make_estimator, mixture_extrapolation
 from ..runs import WARMUP, as_runs
 from ._discrepancy import Discrepancy
@@ -274,17 +274,19 @@ class AveragedMixingLaw(Estimator):
             raise MixlawsError(f"averaging method must be one of {_METHODS}, not {self.method!r}")
         runs = as_runs(runs, renormalize=renormalize)
         settings = self._settings()
-        result = backtest(runs, self.families, self.folds, truncate=self.truncate,
-                          n_mixture_folds=self.n_mixture_folds, seed=self.seed,
-                          settings=settings)
-        members, notes = {}, list(result.notes)
-        for name in self.families:
-            try:
+        members, notes, errors = {}, [], []
+        for name in self.families:        # the whole table first: no backtest of a family
+            try:                           # that cannot be fitted at all
                 members[name] = make_estimator(name, **settings).fit(runs)
             except MixlawsError as exc:
+                errors.append(exc)
                 notes.append(f"law family {name} left out: {exc}")
-        if not members:
-            raise FitError(f"{runs.path}: no law family could be fitted ({'; '.join(notes)})")
+        if not members:                    # the first family's own message says what to do
+            raise errors[0]
+        result = backtest(runs, tuple(members), self.folds, truncate=self.truncate,
+                          n_mixture_folds=self.n_mixture_folds, seed=self.seed,
+                          settings=settings, fitted=members)
+        notes += list(result.notes)
         self.backtest_ = result
         self._finish(members, runs, notes)
         return self

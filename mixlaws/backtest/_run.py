@@ -36,7 +36,8 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
              folds: Sequence[str] = DEFAULT_FOLDS, *, truncate: float = 0.3,
              n_mixture_folds: int = 5, seed: int = 0, settings: Mapping[str, Any] | None = None,
              reuse_step: bool = True, level: float = 0.9,
-             priors: Mapping[str, float] | None = None) -> BacktestResult:
+             priors: Mapping[str, float] | None = None,
+             fitted: Mapping[str, Any] | None = None) -> BacktestResult:
     """Backtest law families on a runs table.
 
     Parameters
@@ -53,6 +54,8 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
         family allows (see the module docstring).
     level : interval level of the leave-one-fold-out coverage in the table.
     priors : :class:`~mixlaws.backtest.Discrepancy` prior settings.
+    fitted : ``{family: estimator}`` already fitted on the whole of ``runs`` with ``settings``
+        (the ``mixtures`` parts reuse them instead of refitting).
 
     Returns
     -------
@@ -82,7 +85,8 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
     preds, status = [], []
     with progress("backtest", total=len(families) * len(fold_list)) as bar:
         for name in families:
-            full: Any = None
+            full: Any = (fitted or {}).get(name)
+            noted = False
             reusable = hasattr(get_family(name).estimator, "without_runs")
             for fold in fold_list:
                 row = {"family": name, "fold": fold.name, "part": fold.part, "status": "ok",
@@ -98,10 +102,11 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
                     if fold.name == "mixtures" and reuse_step and reusable:
                         if full is None:
                             full, caught = fit_family(name, runs, est_settings)
-                            if getattr(full, "tie_beta", None) == "all":
-                                notes.append(f"{name}: mixture folds reuse the step laws fitted on "
-                                             f"the full table; its shared step exponent includes "
-                                             f"the held-out runs' checkpoints")
+                        if not noted and getattr(full, "tie_beta", None) == "all":
+                            noted = True
+                            notes.append(f"{name}: mixture folds reuse the step laws fitted on "
+                                         f"the full table; its shared step exponent includes "
+                                         f"the held-out runs' checkpoints")
                         est = full.without_runs(fold.held_out)
                     else:
                         est, caught = fit_family(name, fold.train, est_settings)

@@ -59,11 +59,13 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.stats import truncnorm as _truncnorm
 
 from .. import _config  # noqa: F401
 from ..errors import ChainWarning
 from ..laws._priors import EXPONENT_MAX as _ALPHA_MAX
 from ..laws._priors import RUN_LOG_TAU as _LOG_TAU
+from ._marginal import log_box_probability
 from ._mcmc import Chain, psd_sqrt, run_ensemble, walkers_in_support
 
 __all__ = ["size_log_marginal", "sample_size_stage"]
@@ -73,11 +75,19 @@ __all__ = ["size_log_marginal", "sample_size_stage"]
 # -- size stage: collapsed likelihood ------------------------------------------------------------
 
 def size_log_marginal(theta: jax.Array, x_log: jax.Array, y: jax.Array, s2: jax.Array,
-                      w: jax.Array, block: jax.Array, invariant: bool = False) -> jax.Array:
+                      w: jax.Array, block: jax.Array, invariant: bool = False,
+                      truncate: bool = False, profile: bool = True) -> jax.Array:
     """Log posterior of ``theta = (log alpha_1..log alpha_B, log tau)`` (one walker).
 
-    ``invariant=True`` uses the group-parameter prior ``det(X_g^T X_g)^{1/2}`` instead of the
-    flat one on ``(E', A'')`` (see the module docstring).
+    ``profile=True`` (default): the group parameters enter through their *constrained profile*
+    (weighted least squares inside the physical region ``0 < E_g < min y_g``, ``A_g >= 0``, as the
+    point fit) with the scale-free Jeffreys-like conditional prior that cancels the Occam factor
+    (see the module docstring); ``invariant`` and ``truncate`` are then ignored. With
+    ``profile=False`` the group parameters are integrated out under a flat prior on
+    ``(E', A'')`` (``invariant=False``) or ``det(X_g^T D_g^{-2} X_g)^{1/2}`` (``invariant=True``,
+    ``D = diag(y)``), times the conditional probability of the physical region when
+    ``truncate=True`` — for comparison: with many groups their per-group ``O(1)`` terms outweigh
+    the data on ``alpha`` (tested).
 
     ``x_log (G, S)`` is ``log(N/N_ref)``, ``y (G, S)`` the stage data (losses at
     ``D*``), ``s2 (G, S)`` their relative predictive variance from the step stage,
@@ -96,12 +106,62 @@ def size_log_marginal(theta: jax.Array, x_log: jax.Array, y: jax.Array, s2: jax.
     e = (s2_ * b0 - s1 * b1) / det
     a = (s0 * b1 - s1 * b0) / det
     rss = (iv * y * y).sum(1) - (e * b0 + a * b1)
+    if profile:
+        lp = jnp.sum(-0.5 * (w * jnp.log(v)).sum(1) + _log_scale(v, w)
+                     - 0.5 * _constrained_rss(x, y, iv, e, a, ab[:, 0], w))
+        lp = lp + jnp.sum(la)
+        return jnp.where(in_prior & jnp.isfinite(lp), lp, -jnp.inf)
     lp = jnp.sum(-0.5 * (w * jnp.log(v)).sum(1) - 0.5 * jnp.log(det) - 0.5 * rss)
-    if invariant:   # Jeffreys-like p(E', A'' | alpha) ∝ det(X_g^T W_g X_g)^{1/2}, unit weights
-        u0, u1, u2 = w.sum(1), (w * x).sum(1), (w * x * x).sum(1)
+    if invariant:   # p(E', A'' | alpha) ∝ det(X_g^T D_g^-2 X_g)^(1/2), as the step/mixing stages
+        q = w / (y * y)
+        u0, u1, u2 = q.sum(1), (q * x).sum(1), (q * x * x).sum(1)
         lp = lp + 0.5 * jnp.sum(jnp.log(u0 * u2 - u1 * u1))
+    if truncate:    # P(0 < E < min y, A'' > 0 | alpha, tau, y) of the conditional Gaussian
+        c00, c01, c11 = s2_ / det, -s1 / det, s0 / det         # cov of (E', A'')
+        mean = jnp.stack([e - a / ab[:, 0], a], -1)             # (E, A'') = T (E', A'')
+        var_e = c00 - 2 * c01 / ab[:, 0] + c11 / ab[:, 0] ** 2
+        cov = jnp.stack([jnp.stack([var_e, jnp.zeros_like(var_e)], -1),
+                         jnp.stack([jnp.zeros_like(var_e), c11], -1)], -2)
+        ymin = jnp.min(jnp.where(w > 0, y, jnp.inf), axis=1)
+        lower = jnp.zeros_like(mean)
+        upper = jnp.stack([ymin, jnp.full_like(ymin, jnp.inf)], -1)
+        lp = lp + jnp.sum(jax.vmap(log_box_probability)(mean, cov, lower, upper))
     lp = lp + jnp.sum(la)                       # alpha ~ U(0, 2) expressed in log alpha
     return jnp.where(in_prior & jnp.isfinite(lp), lp, -jnp.inf)
+
+
+def _log_scale(v: jax.Array, w: jax.Array) -> jax.Array:
+    """``log vbar_g`` (geometric mean of the variances of group ``g``): with the conditional prior
+    ``p(E', A'' | alpha, tau) ∝ det(X_g^T (V_g / vbar_g)^{-1} X_g)^{1/2}`` the Occam factor
+    ``det(X_g^T V_g^{-1} X_g)^{-1/2}`` of the marginal reduces to this (two parameters)."""
+    return (w * jnp.log(v)).sum(1) / w.sum(1)
+
+
+def _constrained_rss(x: jax.Array, y: jax.Array, iv: jax.Array, e: jax.Array, a: jax.Array,
+                     alpha: jax.Array, w: jax.Array) -> jax.Array:
+    """Weighted RSS ``(G,)`` of the size law at its best ``(E, A'')`` in ``0 <= E <= min y``,
+    ``A'' >= 0``.
+
+    In the coordinates ``(E, A'')`` the law is ``E + A'' z`` with ``z = x + 1/alpha`` and the
+    region is a box, so the constrained minimum of this convex quadratic is the unconstrained
+    one ``(e, a)`` when feasible, else the best of the three clipped edge fits (``A'' = 0``;
+    ``E = 0``; ``E = min y``).
+    """
+    ymin = jnp.min(jnp.where(w > 0, y, jnp.inf), axis=1)
+    z = x + 1.0 / alpha[:, None]
+    E_u = e - a / alpha
+
+    def rss(E: jax.Array, A: jax.Array) -> jax.Array:
+        r = y - E[:, None] - A[:, None] * z
+        return (iv * r * r).sum(1)
+
+    szz = (iv * z * z).sum(1)
+    cands = [rss(jnp.clip((iv * y).sum(1) / iv.sum(1), 0.0, ymin), jnp.zeros_like(ymin))]
+    for E0 in (jnp.zeros_like(ymin), ymin):
+        cands.append(rss(E0, jnp.maximum((iv * z * (y - E0[:, None])).sum(1) / szz, 0.0)))
+    edge = jnp.min(jnp.stack(cands), axis=0)
+    feasible = (E_u > 0) & (E_u < ymin) & (a > 0)
+    return jnp.where(feasible, rss(E_u, a), edge)
 
 
 def _size_conditional(alpha_g: np.ndarray, tau: float, x_log: np.ndarray, y: np.ndarray,
@@ -116,12 +176,36 @@ def _size_conditional(alpha_g: np.ndarray, tau: float, x_log: np.ndarray, y: np.
     return np.einsum("gij,gj->gi", cov, b), cov
 
 
+def _truncated_draw(mean: np.ndarray, cov: np.ndarray, alpha: np.ndarray, ymin: np.ndarray,
+                    rng: np.random.Generator, sweeps: int = 30) -> np.ndarray:
+    """Draws ``(n, 2)`` of ``(E', A'')`` from ``N(mean, cov)`` truncated to ``0 < E < ymin``,
+    ``A'' > 0`` (``E = E' - A''/alpha``), one per row, by Gibbs sampling in ``(E, A'')``.
+
+    In those coordinates the region is a box, so each full conditional is a truncated normal;
+    the chain starts at the mean clipped into the box and runs ``sweeps`` sweeps.
+    """
+    T = np.zeros((mean.shape[0], 2, 2))
+    T[:, 0, 0], T[:, 0, 1], T[:, 1, 1] = 1.0, -1.0 / alpha, 1.0
+    m = np.einsum("nij,nj->ni", T, mean)
+    C = np.einsum("nij,njk,nlk->nil", T, cov, T)
+    lo = np.stack([np.zeros_like(ymin), np.zeros_like(ymin)], -1)
+    hi = np.stack([ymin, np.full_like(ymin, np.inf)], -1)
+    z = np.clip(m, lo + 1e-9 * np.maximum(ymin, 1.0)[:, None], hi * (1 - 1e-9))
+    for _ in range(sweeps):
+        for i, j in ((0, 1), (1, 0)):
+            mu = m[:, i] + C[:, i, j] / C[:, j, j] * (z[:, j] - m[:, j])
+            sd = np.sqrt(np.maximum(C[:, i, i] - C[:, i, j] ** 2 / C[:, j, j], 1e-300))
+            a, b = (lo[:, i] - mu) / sd, (hi[:, i] - mu) / sd
+            z[:, i] = mu + sd * _truncnorm.rvs(a, b, random_state=rng)
+    return np.stack([z[:, 0] + z[:, 1] / alpha, z[:, 1]], -1)
+
+
 def sample_size_stage(x_log: np.ndarray, y: np.ndarray, s2: np.ndarray, w: np.ndarray,
                       block: np.ndarray, alpha_hat: np.ndarray, x_target: float, n_draws: int, *,
                       seed: int, max_steps: int = 20000, units: np.ndarray | None = None,
                       step_cov: np.ndarray | None = None,
                       noise_corr: np.ndarray | None = None, invariant: bool = False,
-                      ) -> tuple[np.ndarray, np.ndarray, Chain]:
+                      truncate: bool = False, profile: bool = True) -> tuple[np.ndarray, np.ndarray, Chain]:
     """Posterior draws of the size-stage predictions at ``N*``.
 
     Returns ``(Y (n_draws, G), tau (n_draws,), chain)`` where ``Y`` is the mean-law
@@ -143,7 +227,8 @@ def sample_size_stage(x_log: np.ndarray, y: np.ndarray, s2: np.ndarray, w: np.nd
     """
     nb = int(block.max()) + 1
     args = tuple(jnp.asarray(a) for a in (x_log, y, s2, w)) + (jnp.asarray(block),)
-    lp = jax.jit(jax.vmap(lambda th: size_log_marginal(th, *args, invariant=invariant)))
+    lp = jax.jit(jax.vmap(lambda th: size_log_marginal(th, *args, invariant=invariant,
+                                                       truncate=truncate, profile=profile)))
     rng = np.random.default_rng([seed, 1])
     center = np.concatenate([np.log(np.clip(alpha_hat, 1e-3, 1.9)), [np.log(1e-3)]])
     nw = max(32, 4 * (nb + 1))
@@ -198,13 +283,15 @@ def sample_size_stage(x_log: np.ndarray, y: np.ndarray, s2: np.ndarray, w: np.nd
             ea[rows] = (mean + shift(e))[rows]
         E = ea[:, 0] - ea[:, 1] / alpha_g
         bad = (E <= 0) | (E >= ymin) | (ea[:, 1] <= 0)
-        n_bad += int(bad.sum())
-        ea[:, 1] = np.maximum(ea[:, 1], 0.0)
+        if bad.any():                           # exact per-group draw from the truncated Gaussian
+            n_bad += int(bad.sum())
+            ea[bad] = _truncated_draw(mean[bad], cov[bad], alpha_g[bad], ymin[bad], rng)
         Y[s_] = ea[:, 0] + ea[:, 1] * np.expm1(-alpha_g * x_target) / alpha_g
-    if n_bad:
+    if n_bad > 0.05 * n_draws * G:
         warnings.warn(f"size stage: {n_bad} of {n_draws * G} (draw, group) size laws stayed "
-                      f"outside the physical region 0 < E < min y, A > 0 after 10 redraws and were "
-                      f"kept with A clipped to 0", ChainWarning, stacklevel=2)
+                      f"outside the physical region 0 < E < min y, A > 0 after 10 joint redraws; "
+                      f"they were drawn from their truncated conditional group by group, which "
+                      f"loses their error correlation across domains", ChainWarning, stacklevel=2)
     chain = Chain(samples=chain.samples,
                   diagnostics=dataclasses.replace(chain.diagnostics, unphysical=n_bad))
     return Y, np.exp(pick[:, -1]), chain

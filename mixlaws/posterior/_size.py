@@ -65,6 +65,7 @@ from .. import _config  # noqa: F401
 from ..errors import ChainWarning
 from ..laws._priors import EXPONENT_MAX as _ALPHA_MAX
 from ..laws._priors import RUN_LOG_TAU as _LOG_TAU
+from ..laws._priors import STEP_VAR_LOG_SCALE as _LOG_LAMBDA
 from ._marginal import log_box_probability
 from ._mcmc import Chain, psd_sqrt, run_ensemble, walkers_in_support
 
@@ -76,8 +77,11 @@ __all__ = ["size_log_marginal", "sample_size_stage"]
 
 def size_log_marginal(theta: jax.Array, x_log: jax.Array, y: jax.Array, s2: jax.Array,
                       w: jax.Array, block: jax.Array, invariant: bool = False,
-                      truncate: bool = False, profile: bool = True) -> jax.Array:
-    """Log posterior of ``theta = (log alpha_1..log alpha_B, log tau)`` (one walker).
+                      truncate: bool = False, profile: bool = True,
+                      scale_step: bool = False) -> jax.Array:
+    """Log posterior of ``theta = (log alpha_1..log alpha_B, log tau)`` (one walker), or of
+    ``(log alpha_1..log alpha_B, log tau, log lambda)`` with ``scale_step=True``, where the step
+    stage's variance enters as ``lambda^2 s2`` (``log lambda`` flat on ``STEP_VAR_LOG_SCALE``).
 
     ``profile=True`` (default): the group parameters enter through their *constrained profile*
     (weighted least squares inside the physical region ``0 < E_g < min y_g``, ``A_g >= 0``, as the
@@ -93,9 +97,15 @@ def size_log_marginal(theta: jax.Array, x_log: jax.Array, y: jax.Array, s2: jax.
     ``D*``), ``s2 (G, S)`` their relative predictive variance from the step stage,
     ``w (G, S)`` the mask and ``block (G,)`` the tie block of each group.
     """
-    la, lt = theta[:-1], theta[-1]
+    if scale_step:
+        la, lt, ll = theta[:-2], theta[-2], theta[-1]
+        s2 = s2 * jnp.exp(2 * ll)
+        in_scale = (ll > _LOG_LAMBDA[0]) & (ll < _LOG_LAMBDA[1])
+    else:
+        la, lt, in_scale = theta[:-1], theta[-1], True
     alpha = jnp.exp(la)
-    in_prior = jnp.all(alpha < _ALPHA_MAX) & (lt > _LOG_TAU[0]) & (lt < _LOG_TAU[1])
+    in_prior = (jnp.all(alpha < _ALPHA_MAX) & (lt > _LOG_TAU[0]) & (lt < _LOG_TAU[1])
+                & in_scale)
     ab = alpha[block][:, None]
     x = jnp.expm1(-ab * x_log) / ab
     v = y * y * (s2 + jnp.exp(2 * lt))
@@ -205,7 +215,8 @@ def sample_size_stage(x_log: np.ndarray, y: np.ndarray, s2: np.ndarray, w: np.nd
                       seed: int, max_steps: int = 20000, units: np.ndarray | None = None,
                       step_cov: np.ndarray | None = None,
                       noise_corr: np.ndarray | None = None, invariant: bool = False,
-                      truncate: bool = False, profile: bool = True) -> tuple[np.ndarray, np.ndarray, Chain]:
+                      truncate: bool = False, profile: bool = True,
+                      scale_step: bool = True) -> tuple[np.ndarray, np.ndarray, Chain]:
     """Posterior draws of the size-stage predictions at ``N*``.
 
     Returns ``(Y (n_draws, G), tau (n_draws,), chain)`` where ``Y`` is the mean-law
@@ -228,12 +239,14 @@ def sample_size_stage(x_log: np.ndarray, y: np.ndarray, s2: np.ndarray, w: np.nd
     nb = int(block.max()) + 1
     args = tuple(jnp.asarray(a) for a in (x_log, y, s2, w)) + (jnp.asarray(block),)
     lp = jax.jit(jax.vmap(lambda th: size_log_marginal(th, *args, invariant=invariant,
-                                                       truncate=truncate, profile=profile)))
+                                                       truncate=truncate, profile=profile,
+                                                       scale_step=scale_step)))
     rng = np.random.default_rng([seed, 1])
-    center = np.concatenate([np.log(np.clip(alpha_hat, 1e-3, 1.9)), [np.log(1e-3)]])
-    nw = max(32, 4 * (nb + 1))
+    center = np.concatenate([np.log(np.clip(alpha_hat, 1e-3, 1.9)), [np.log(1e-3)],
+                             [np.log(0.5)] if scale_step else []])
+    nw = max(32, 4 * center.size)
     ok = lambda X: np.isfinite(np.asarray(lp(jnp.asarray(X))))  # noqa: E731
-    x0 = walkers_in_support(center, np.full(nb + 1, 0.05), nw, rng, ok)
+    x0 = walkers_in_support(center, np.full(center.size, 0.05), nw, rng, ok)
     chain = run_ensemble(lp, x0, name="size stage (alpha, tau)", seed=seed, max_steps=max_steps,
                          min_ess=n_draws)
     flat = chain.flat()
@@ -257,9 +270,13 @@ def sample_size_stage(x_log: np.ndarray, y: np.ndarray, s2: np.ndarray, w: np.nd
         z1, z2 = rng.standard_normal((2, m, S, K))
         return np.einsum("usij,usj->usi", Ls, z1) + tau * z2 @ LR.T
 
+    s2_in, Ls_in = s2, Ls
     for s_, th in enumerate(pick):
-        alpha_g = np.exp(th[:-1])[block]
-        tau = float(np.exp(th[-1]))
+        nt = 2 if scale_step else 1
+        alpha_g = np.exp(th[:-nt])[block]
+        tau = float(np.exp(th[-nt]))
+        lam = float(np.exp(th[-1])) if scale_step else 1.0
+        s2, Ls = s2_in * lam**2, Ls_in * lam
         mean, cov = _size_conditional(alpha_g, tau, x_log, y, s2, w)
         x = np.expm1(-alpha_g[:, None] * x_log) / alpha_g[:, None]
         iv = w / (y * y * (s2 + tau**2))
@@ -294,4 +311,4 @@ def sample_size_stage(x_log: np.ndarray, y: np.ndarray, s2: np.ndarray, w: np.nd
                       f"loses their error correlation across domains", ChainWarning, stacklevel=2)
     chain = Chain(samples=chain.samples,
                   diagnostics=dataclasses.replace(chain.diagnostics, unphysical=n_bad))
-    return Y, np.exp(pick[:, -1]), chain
+    return Y, np.exp(pick[:, -2 if scale_step else -1]), chain

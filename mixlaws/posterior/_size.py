@@ -1,4 +1,4 @@
-r"""The size-stage posterior: ``(alpha, tau)`` by emcee, ``(E, A)`` integrated out.
+r"""The size-stage posterior: ``(alpha, tau, lambda)`` by emcee, ``(E, A)`` profiled, then drawn.
 
 Design (why not one ensemble over everything)
 ---------------------------------------------
@@ -12,31 +12,41 @@ stages factorise instead:
   ``E' = E + A``, ``A'' = alpha A`` (well conditioned as ``alpha -> 0``, where
   ``(E, A)`` become collinear and a flat prior on them would make the posterior
   improper), is *linear* in ``(E'_g, A''_g)`` given the shared exponent ``alpha`` and the
-  noise scale ``tau``. With Gaussian errors of variance
-  ``v_gi = y_gi^2 (s_gi^2 + tau^2)`` (``s_gi`` the step stage's predictive
-  relative sd at ``D*``, i.e. the previous stage's spread enters as measurement
-  error; ``tau`` the learned run-to-run scatter) and flat priors on
-  ``(E'_g, A''_g)`` the group parameters integrate out in closed form:
+  noise scale ``tau``. Gaussian errors of variance ``v_gi = y_gi^2 (lambda^2 s_gi^2 + tau^2)``
+  (``s_gi`` the step stage's predictive relative sd at ``D*``, the previous stage's spread
+  entering as measurement error; ``lambda`` in (0.01, 1] a learned scale on it, ``tau`` the
+  learned run-to-run scatter). The likelihood of ``(alpha, tau, lambda)`` takes each group law
+  at its *constrained profile*, like the point fit (:func:`mixlaws.fit.fit_size_stage`):
 
   .. math::
 
-     \log p(y \mid \alpha, \tau) = \sum_g \Big[-\tfrac12 \sum_i \log v_{gi}
-        - \tfrac12 \log\det X_g^T V_g^{-1} X_g - \tfrac12 \mathrm{RSS}_g\Big].
+     \log p(y \mid \alpha, \tau, \lambda) = \sum_g \Big[-\tfrac12 \sum_i \log v_{gi}
+        + \log \bar v_g - \tfrac12 \min_{0 \le E_g \le \min y_g,\ A_g \ge 0} \mathrm{RSS}_g\Big],
 
-  emcee samples only ``(log alpha, log tau)`` (one ``alpha`` per tie block);
-  ``(E_g, A_g)`` are then drawn exactly from their conditional Gaussian. This is
-  the whole size stage, not an approximation of it (up to the truncation to the
-  physical region ``0 < E_g < min_i y_gi``, ``A_g > 0``, applied by rejection).
-  Priors: ``alpha ~ U(0, 2)``, ``log tau ~ U(log 1e-6, log 0.2)``, flat on ``(E'_g, A''_g)``.
-  Caveat: a flat prior on ``(E', A'')`` is ``alpha^G`` times a flat one on ``(E, A)`` (``G``
-  groups), so the implied prior on ``alpha`` depends on the parametrisation (a flat one on
-  ``(E, A)`` would instead be improper as ``alpha -> 0``). ``invariant=True`` in
-  :func:`size_log_marginal` / :func:`sample_size_stage` uses the Jeffreys-like
-  ``p(E', A'' | alpha) ∝ det(X_g^T X_g)^{1/2}``, which cancels any alpha-dependent linear
-  reparametrisation; it is not the default because it lowered the 90 % coverage of the
-  calibration benchmark (30 replicates: 85 % against 90 % with the flat prior).
-  Draws that stay outside the physical region after redrawing are counted
-  (``ChainDiagnostics.unphysical``) and warned about.
+  ``bar v_g`` the geometric mean of ``v_gi``: the marginal under the scale-free conditional prior
+  ``p(E', A'' | alpha, tau) ∝ det(X_g^T (V_g / bar v_g)^{-1} X_g)^{1/2}`` (any linear
+  parametrisation gives the same), which cancels the Occam factor; the ``log bar v_g`` left is
+  the REML degrees-of-freedom correction of ``tau`` (2 parameters per group).
+
+  Why (issue #10): the flat-prior marginal ``-1/2 log det X_g^T V_g^{-1} X_g`` (still available,
+  ``profile=False``, optionally with ``invariant`` / ``truncate``) adds an ``O(1)`` term in
+  ``alpha`` *per group*; with hundreds of groups (60 mixtures x 7 domains) and 5 sizes these
+  terms outweigh the data on ``alpha`` (the profile likelihood, which they do not enter, is
+  consistent as the number of groups grows), and nothing kept the mass inside the physical
+  region: on a sweep of 5 sizes 122M-1.2B the posterior mean sat 2 % (4-9 sds) below the
+  point fit with 4 % of the group laws unphysical. ``lambda``: when the step stage's errors
+  are shared by the runs (e.g. one schedule bend) its predictive sd can be several times the
+  scatter of the runs about the size law; taken as independent error it flattened the
+  likelihood of ``alpha`` until the priors decided.
+
+  emcee samples ``(log alpha, log tau, log lambda)`` (one ``alpha`` per tie block); the group
+  laws are then drawn from their conditional Gaussian (errors of a run drawn jointly across its
+  domains, whole runs redrawn while outside the physical region ``0 < E_g < min_i y_gi``,
+  ``A_g > 0``); a group law still outside after 10 redraws is drawn from its truncated
+  conditional by Gibbs sampling in ``(E, A'')`` (counted in ``ChainDiagnostics.unphysical``;
+  a warning when they exceed 5 %, since these lose their cross-domain coupling).
+  Priors: ``alpha ~ U(0, 2)``, ``log tau ~ U(log 1e-6, log 0.2)``, ``log lambda`` flat on
+  ``laws._priors.STEP_VAR_LOG_SCALE``.
 * **step law** and **mixing law**: :mod:`mixlaws.posterior` and
   :mod:`mixlaws.posterior` (amplitudes integrated out by :mod:`mixlaws.posterior`);
   the joint law: :mod:`mixlaws.posterior`.

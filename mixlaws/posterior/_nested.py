@@ -13,8 +13,9 @@ measurement error.
    :func:`step_predictive_cov`.)
 2. **Size stage** (:func:`mixlaws.posterior.sample_size_stage`): ``S_g`` enters as known
    measurement covariance, plus a learned relative scatter ``tau`` (run-to-run noise and
-   whatever the step stage misses, e.g. correlated checkpoints); emcee over the exponents and
-   ``tau`` with the group amplitudes integrated out exactly. Each draw gives the mean-law losses
+   whatever the step stage misses, e.g. correlated checkpoints) and a learned scale lambda on S_g;
+   emcee over the exponents, ``tau`` and lambda with the group laws at their constrained
+   profile (physical region, as the point fit; :mod:`mixlaws.posterior`). Each draw gives the mean-law losses
    ``Y^(s)`` of every mixture and domain at ``(N*, D*)``; these keep the strong correlation
    across mixtures that a shared ``alpha`` induces. With ``joint=True`` (default) the errors of
    one run are drawn jointly across its domains (step covariance ``S_g``; the ``tau`` part with

@@ -19,7 +19,7 @@ from mixlaws.report import build_report, leave_one_mixture_out, write_report
 from mixlaws.runs import read_runs, validate_runs
 from _expected import expected_warnings
 
-FIGURES = ("step", "size", "mixing", "residuals", "mixture", "tokens")
+FIGURES = ("step", "size", "mixing", "residuals", "mixture", "domains", "tokens")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -49,12 +49,51 @@ def test_run_writes_report_with_every_figure(run_dir):
         assert imgs[name].startswith(PNG) and len(imgs[name]) > 5000, name
         png = (run_dir / "figures" / f"{name}.png").read_bytes()
         assert png == imgs[name]
-    for section in ("convergence", "sampling", "fit-report"):
+    for section in ("summary", "convergence", "sampling", "fit-report"):
         assert f"id='{section}'" in html
-    assert "Leave-one-mixture-out relative error: mean" in html
+    assert "Leave-one-mixture-out relative error of the mixing law: mean" in html
     summary = json.loads((run_dir / "summary.json").read_text())
     assert "report.html" in summary["files"] and "figures/mixing.png" in summary["files"]
     assert "http" not in html.replace("https://", "").split("<body>")[0]  # no external assets
+
+
+def _summary_values(html: str) -> dict[str, float]:
+    """Every number of the summary, by its data-key, parsed back from the text shown."""
+    summary = html.split("id='summary'")[1].split("<img")[0]
+    return {k: float(v.replace("−", "-")) for k, v in
+            re.findall(r"<span data-key='([^']+)'(?: hidden)?>([^<]*)</span>", summary)
+            if v != "—"}
+
+
+def test_summary_numbers_are_mixture_json(run_dir):
+    """The summary at the top of report.html shows MIX.json's numbers (to the digits shown)."""
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    mix = json.loads((run_dir / "mixture.json").read_text())
+    got = _summary_values(html)
+    assert html.index("id='summary'") < html.index("id='step'")      # the decision comes first
+    want = {f"optimum.{s}": (v, 5e-5) for s, v in mix["mixture"].items()}
+    want |= {f"baseline.{s}": (v, 5e-5) for s, v in mix["baseline"]["mixture"].items()}
+    want |= {f"change.{s}": (v - mix["baseline"]["mixture"][s], 5e-5)
+             for s, v in mix["mixture"].items()}
+    want |= {f"domain.{d}": (v, 5e-5 * v) for d, v in mix["domain_losses"].items()}
+    want |= {"loss": (mix["predicted_loss"], 5e-5 * mix["predicted_loss"]),
+             "base_loss": (mix["baseline"]["predicted_loss"], 5e-5 * mix["predicted_loss"]),
+             "gain": (mix["gain"], 5e-5 * mix["gain"]),
+             "scale.params": (mix["target"]["params"], 1e-3 * mix["target"]["params"]),
+             "scale.tokens": (mix["target"]["tokens"], 1e-3 * mix["target"]["tokens"]),
+             "ext.max_excess": (mix["extrapolation"]["max_excess"], 1e-3),
+             "ext.hull_distance": (mix["extrapolation"]["hull_distance"], 1e-5)}
+    missing = set(want) - set(got)
+    assert not missing, missing
+    for key, (v, tol) in want.items():
+        assert abs(got[key] - v) <= tol, (key, got[key], v)
+    model = load_model(run_dir / "fit.json")
+    at = model.target(1e9, 2e10)
+    _, dom_base = at.predict(mix["baseline"]["mixture"], per_domain=True)
+    for d, v in zip(model.domains_, dom_base):
+        assert abs(got[f"domain_base.{d}"] - v) <= 5e-5 * v, d
+    assert got["scale.params_ratio"] == pytest.approx(1e9 / model.runs_["params"].max(), rel=1e-2)
+    assert "No interval: this report has no posterior" in html   # and it says how to get one
 
 
 def test_report_command_step_only(run_dir, tmp_path):

@@ -130,24 +130,37 @@ def test_leave_one_mixture_out_matches_manual_refit(run_dir, sweep_path):
     assert fit_err.mean() < err < 0.02
 
     mix = json.loads((run_dir / "mixture.json").read_text())
-    mix["interval"] = {"lower": mix["predicted_loss"] - 0.01, "upper": mix["predicted_loss"] + 0.02}
-    rep = build_report(model, target, mixture=mix, leave_one_out=False)
-    plain = build_report(model, target, mixture={k: v for k, v in mix.items() if k != "interval"},
-                         leave_one_out=False)
+    loss = mix["predicted_loss"]
+    unc = {"objective": "mean", "posterior": "mcmc", "loss": loss, "lower": loss - 0.01,
+           "upper": loss + 0.02, "level": 0.8,
+           "versus_baseline": {"p_better": 0.93, "gain": 0.05, "gain_lower": -0.004,
+                               "gain_upper": 0.11, "level": 0.8}}
+    rep = build_report(model, target, mixture=mix | {"uncertainty": unc}, leave_one_out=False)
+    plain = build_report(model, target, mixture=mix, leave_one_out=False)
     by = lambda r: {f.name: f.png for f in r.figures}  # noqa: E731
-    assert by(rep)["mixture"] != by(plain)["mixture"] and by(rep)["mixing"] == by(plain)["mixing"]
+    assert by(rep)["mixture"] != by(plain)["mixture"] and by(rep)["step"] == by(plain)["step"]
+    got = _summary_values(rep.html)      # MIX.json's posterior summary is what the summary shows
+    assert (got["loss.lower"], got["loss.upper"]) == pytest.approx((loss - 0.01, loss + 0.02),
+                                                                   rel=5e-5)
+    assert (got["gain.lower"], got["gain.upper"], got["p_better"]) == (-0.004, 0.11, 0.93)
+    assert "Intervals (80 %)" in rep.html and "No interval" not in rep.html
 
+    from mixlaws.optimize import compare_to_baseline
     from mixlaws.posterior import sample_posterior
 
     with expected_warnings():
         draws = sample_posterior(model, read_runs(sweep_path), 1e9, 2e10, n_draws=200)
-    sampled = build_report(model, target, mixture=plain_mix(mix), draws=draws, leave_one_out=False)
+    sampled = build_report(model, target, mixture=mix, draws=draws, leave_one_out=False)
     assert "No posterior draws" in plain.html and "No posterior draws" not in sampled.html
     assert "acceptance" in sampled.html and by(sampled)["mixture"] != by(plain)["mixture"]
-
-
-def plain_mix(mix: dict) -> dict:
-    return {k: v for k, v in mix.items() if k != "interval"}
+    base = np.array([mix["baseline"]["mixture"][s] for s in model.sources_])
+    opt = np.array([mix["mixture"][s] for s in model.sources_])
+    c = compare_to_baseline(draws, opt, base, 0.9)
+    got = _summary_values(sampled.html)
+    assert got["p_better"] == pytest.approx(c["p_better"], abs=5e-4)
+    assert got["gain.lower"] == pytest.approx(c["gain_lower"], rel=5e-4)
+    assert got["gain.upper"] == pytest.approx(c["gain_upper"], rel=5e-4)
+    assert all(f"domain_change.{d}.lower" in got for d in model.domains_)
 
 
 @pytest.mark.slow

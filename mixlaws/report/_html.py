@@ -265,7 +265,7 @@ def _section(f: Figure) -> str:
 def build_report(model: Any, target: Any = None, *, runs: Any = None,
                  mixture: Mapping[str, Any] | None = None, draws: Any = None,
                  leave_one_out: bool = True, level: float = 0.9,
-                 sections: Sequence[tuple[str, str, str]] = ()) -> Report:
+                 sections: Sequence[Any] = ()) -> Report:
     """Render the report of a fitted model (any family).
 
     Parameters
@@ -280,7 +280,8 @@ def build_report(model: Any, target: Any = None, *, runs: Any = None,
         posterior intervals, P(better) and sampling diagnostics.
     leave_one_out : add leave-one-mixture-out points to the mixing figure (nested family).
     level : level of the summary's intervals when computed here.
-    sections : ``(id, title, html)`` sections appended at the end of the report.
+    sections : extra sections appended at the end, each with ``html`` (a fragment) and
+        ``figures`` (:class:`Figure`), e.g. the "what to train next" section.
 
     The stage figures (step, size, mixing, residuals) are drawn for the nested family; the
     summary, its figures, the convergence table and the fit report for every family.
@@ -320,9 +321,10 @@ def build_report(model: Any, target: Any = None, *, runs: Any = None,
         _dict_table(diag) if diag else "<p>No posterior draws in this report.</p>"))
     parts.append("<h2 id='fit-report'>Fit report</h2><pre>"
                  + html.escape(fit_report(model, target)) + "</pre>")
-    parts += [f"<h2 id='{html.escape(i)}'>{html.escape(t)}</h2>{body}" for i, t, body in sections]
+    parts += [sec.html for sec in sections]      # hook: sections at the end of the report
     parts.append("</body></html>")
-    return Report(html="\n".join(parts), figures=figures)
+    return Report(html="\n".join(parts),
+                  figures=figures + tuple(f for sec in sections for f in sec.figures))
 
 
 def write_report(report: Report, path: str | os.PathLike, png_dir: str | os.PathLike | None = None

@@ -183,3 +183,57 @@ def test_write_report(tmp_path):
     files = write_report(rep, tmp_path / "x.html", tmp_path / "p")
     assert files == [str(tmp_path / "x.html"), str(tmp_path / "p" / "a.png")]
     assert (tmp_path / "p" / "a.png").read_bytes() == PNG + b"x"
+
+
+@pytest.mark.slow
+def test_report_reads_posterior_and_old_draws_spelling(run_dir, sweep_path, tmp_path):
+    """`report --posterior FILE`, the deprecated `--draws FILE`, and the posterior the fit names."""
+    import shutil
+
+    from mixlaws.posterior import sample_posterior, save_draws
+
+    model = load_model(run_dir / "fit.json")
+    with expected_warnings():
+        draws = sample_posterior(model, read_runs(sweep_path), 1e9, 2e10, n_draws=100)
+    fit = tmp_path / "fit.json"
+    shutil.copy(run_dir / "fit.json", fit)
+    save_draws(draws, tmp_path / "fit.posterior.npz")
+    mix = str(run_dir / "mixture.json")
+    outs = {}
+    for name, extra in (("posterior", ["--posterior", str(tmp_path / "fit.posterior.npz")]),
+                        ("draws", ["--draws", str(tmp_path / "fit.posterior.npz")]), ("none", [])):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main(["report", str(fit), "--mixture", mix, "-o",
+                         str(tmp_path / f"{name}.html"), *extra]) == 0
+        outs[name] = ((tmp_path / f"{name}.html").read_text(encoding="utf-8"), err.getvalue())
+    assert "p_better" in _summary_values(outs["posterior"][0])
+    assert "deprecated: use --posterior" not in outs["posterior"][1]
+    assert "mixlaws: note: `mixlaws report --draws FILE` is deprecated" in outs["draws"][1]
+    assert _summary_values(outs["draws"][0]) == _summary_values(outs["posterior"][0])
+    assert "No interval" in outs["none"][0]          # the fit names no posterior yet
+    d = json.loads(fit.read_text())
+    d["posterior"] = {"file": "fit.posterior.npz", "params": 1e9, "tokens": 2e10,
+                      "method": draws.method, "seed": 0, "n_draws": draws.n_draws}
+    fit.write_text(json.dumps(d))                    # as `mixlaws sample` names its draws
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["report", str(fit), "--mixture", mix, "-o", str(tmp_path / "named.html")]) == 0
+    named = (tmp_path / "named.html").read_text(encoding="utf-8")
+    assert _summary_values(named) == _summary_values(outs["posterior"][0])
+
+
+@pytest.mark.slow
+def test_joint_run_writes_report_with_summary(sweep_path, tmp_path):
+    """Every family gets the HTML report and its summary (here the joint law)."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["--quiet", "run", str(sweep_path), "--law", "joint", "--params", "1e9",
+                     "--tokens", "2e10", "--baseline", "web=0.6,code=0.1,books=0.1,papers=0.1,"
+                     "wiki=0.1", "--formats", "json", "-o", str(tmp_path / "out")]) == 0
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    mix = json.loads((tmp_path / "out" / "mixture.json").read_text())
+    got = _summary_values(html)
+    assert got["loss"] == pytest.approx(mix["predicted_loss"], rel=5e-5)
+    assert got["gain"] == pytest.approx(mix["gain"], rel=5e-5)
+    assert all(got[f"optimum.{s}"] == pytest.approx(v, abs=5e-5) for s, v in mix["mixture"].items())
+    assert set(_images(html)) == {"mixture", "domains", "tokens"}
+    assert "Law family: joint" in html and "id='fit-report'" in html

@@ -121,7 +121,8 @@ _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
         "pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:85%}"
         "img{max-width:100%}.warn{color:#a33}.muted{color:#666}"
         ".verdict{font-size:115%;background:#eef6ee;padding:8px;border-left:4px solid #4a4}"
-        "table.summary td:not(:first-child){text-align:right;font-variant-numeric:tabular-nums}")
+        "table.summary td:not(:first-child){text-align:right;font-variant-numeric:tabular-nums}"
+        "tr.better td:nth-last-child(2){color:#262}tr.worse td:nth-last-child(2){color:#a33}")
 
 
 def _stages_of(model: Any, target: Any) -> list[StageFit]:

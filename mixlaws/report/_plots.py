@@ -16,6 +16,7 @@ matplotlib.use("Agg", force=False)
 import numpy as np  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 __all__ = ["to_png", "step_curves", "size_curves", "mixing_parity", "residuals_plot",
            "tokens_bars"]
@@ -96,9 +97,13 @@ def size_curves(curves: Sequence[tuple], target_params: float, level: float | No
         if len(c) > 5 and c[5] is not None:
             ax.fill_between(Ng, c[5], c[6], color="C0", alpha=0.2, lw=0)
         ax.plot(Ng, Lg, "-", lw=1.2, color="C0")
+        if len(c) > 5 and c[5] is not None and np.isclose(Ng[-1], target_params):
+            ax.errorbar([Ng[-1]], [Lg[-1]], yerr=[[Lg[-1] - c[5][-1]], [c[6][-1] - Lg[-1]]],
+                        fmt="D", ms=3, color="C0", capsize=3)     # the band at N*, visible
         ax.plot(Nd, Ld, "o", ms=4, color="k")
         ax.axvline(target_params, color="k", ls=":", lw=1)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_ylim(lo - pad, hi + pad)
         ax.set_title(f"{lab}: {Lg[-1]:.4g} at N*", fontsize=9)
         ax.tick_params(labelsize=7)
@@ -106,8 +111,7 @@ def size_curves(curves: Sequence[tuple], target_params: float, level: float | No
             ax.set_yticklabels([])
         else:
             ax.set_ylabel("loss at D*", fontsize=8)
-        if k < n - ncols:
-            ax.set_xticklabels([], minor=True)
+        if k + ncols < n:                       # a panel below shows the axis
             ax.set_xticklabels([])
         else:
             ax.set_xlabel("parameters N", fontsize=8)
@@ -147,7 +151,7 @@ def mixing_parity(observed: np.ndarray, fitted: np.ndarray, held_out: np.ndarray
     ax.set(xlabel="stage loss (from the size/step laws)", ylabel="mixing-law prediction",
            title=f"mixing stage, {len(labels)} mixtures", aspect="equal",
            xlim=(lo - pad, hi + pad), ylim=(lo - pad, hi + pad))
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="lower right")
     return fig
 
 
@@ -158,6 +162,8 @@ def residuals_plot(panels: Sequence[tuple[str, np.ndarray, np.ndarray, str, bool
         ax.axhline(0.0, color="k", lw=0.8)
         ax.plot(x, r, "o", ms=3)
         ax.set(title=title, xlabel=xlabel, ylabel="log-residual", xscale="log" if logx else "linear")
+        if logx:
+            ax.xaxis.set_minor_formatter(NullFormatter())
     return fig
 
 

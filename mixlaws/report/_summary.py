@@ -29,6 +29,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..fit import EXTRAPOLATION_WARN
+
 __all__ = ["Decision", "decision", "summary_html"]
 
 
@@ -57,6 +59,7 @@ class Decision:
     dom_opt: np.ndarray
     dom_base: np.ndarray | None
     dom_change_interval: np.ndarray | None      # (n_domains, 2) of optimum - baseline
+    dom_weights: np.ndarray | None              # aggregation weights (None: implicit)
     scale: dict[str, float]
     ext_opt: dict[str, Any]
     ext_base: dict[str, Any] | None
@@ -79,6 +82,13 @@ def _scale(target: Any) -> dict[str, float]:
             "params_ratio": float(target.params / sizes[-1]), "tokens": float(target.tokens),
             "max_tokens": float(D[N == near].max()), "tokens_ratio":
             float(target.tokens / D[N == near].max()), "tokens_at": float(near)}
+
+
+def _weights(target: Any, nd: int) -> np.ndarray | None:
+    w = getattr(target.model, "weights_", None)
+    if w is None:
+        return None if getattr(target.model, "implicit", None) is not None else np.full(nd, 1 / nd)
+    return np.asarray(w, float)
 
 
 def decision(target: Any, mixture: Mapping[str, Any], *, draws: Any = None,
@@ -159,7 +169,8 @@ def decision(target: Any, mixture: Mapping[str, Any], *, draws: Any = None,
         objective=objective, level=level, interval_source=iv["source"],
         loss_interval=iv["loss_interval"], base_interval=iv["base_interval"],
         gain_interval=iv["gain_interval"], p_better=iv["p_better"], dom_opt=dom_opt,
-        dom_base=dom_base, dom_change_interval=iv["dom_change_interval"], scale=_scale(target),
+        dom_base=dom_base, dom_change_interval=iv["dom_change_interval"],
+        dom_weights=_weights(target, len(doms)), scale=_scale(target),
         ext_opt=ext, ext_base=ext_base, active=tuple(mixture.get("active_constraints") or ()),
         family_gains=fam, notes=tuple(notes))
 
@@ -244,6 +255,11 @@ def summary_html(d: Decision, unit: str = "tokens", held_out: str | None = None)
         f"largest range excess {_num('ext.max_excess', d.ext_opt.get('max_excess', 0.0), '.3g')})</li>"
         + ("" if d.ext_base is None else f"<li>baseline: {_ext_text(d.ext_base)}</li>")
         + (f"<li>{html.escape(held_out)}</li>" if held_out else "") + "</ul>")
+    if d.ext_opt.get("max_excess", 0.0) > EXTRAPOLATION_WARN:
+        head.append("<p class='warn'>The recommended mixture lies outside the range of mixtures "
+                    "the sweep sampled (" + _ext_text(d.ext_opt) + "): the mixing law is "
+                    "extrapolated there. Set max_extrapolation in the constraints (or "
+                    "--max-extrapolation) to keep it near the sweep, or train a run near it.</p>")
     if d.active:
         head.append("<p>Active constraints: " + ", ".join(html.escape(a) for a in d.active)
                     + ".</p>")
@@ -259,8 +275,18 @@ def _domain_table(d: Decision, lev: str) -> str:
                                                  "+.4g")
         civ = "" if d.dom_change_interval is None else _iv(f"domain_change.{dom}",
                                                            tuple(d.dom_change_interval[i]), "+.4g")
-        rows.append(f"<tr><td>{html.escape(dom)}</td><td>{_num(f'domain.{dom}', d.dom_opt[i])}</td>"
+        wt = "" if d.dom_weights is None else f"<td>{d.dom_weights[i]:.3f}</td>"
+        cls = "" if d.dom_base is None else (" class='better'" if d.dom_opt[i] < d.dom_base[i]
+                                             else " class='worse'")
+        rows.append(f"<tr{cls}><td>{html.escape(dom)}</td>{wt}"
+                    f"<td>{_num(f'domain.{dom}', d.dom_opt[i])}</td>"
                     f"<td>{b}</td><td>{ch}</td><td>{civ}</td></tr>")
+    n_worse = 0 if d.dom_base is None else int(np.sum(d.dom_opt > d.dom_base))
     return ("<h3>Per validation domain (negative change: the recommended mixture is better)</h3>"
-            "<table class='summary'><tr><th>domain</th><th>recommended</th><th>baseline</th>"
+            + ("" if d.dom_base is None else
+               f"<p>{len(d.domains) - n_worse} of {len(d.domains)} domains improve, "
+               f"{n_worse} get worse.</p>")
+            + "<table class='summary'><tr><th>domain</th>"
+            + ("" if d.dom_weights is None else "<th>weight</th>")
+            + "<th>recommended</th><th>baseline</th>"
             f"<th>change</th><th>{lev} interval of the change</th></tr>{''.join(rows)}</table>")

@@ -41,8 +41,9 @@ def _wvec(weights: np.ndarray | None, nd: int) -> np.ndarray:
     return np.full(nd, 1.0 / nd) if weights is None else np.asarray(weights, float)
 
 
-def step_figure(model: Any, target: Any, runs: Any, max_panels: int = 4) -> tuple[Any, list]:
-    """Step-curve figure (data, fitted laws, bands) and the step residual panel."""
+def step_figure(model: Any, target: Any, runs: Any, max_panels: int = 12) -> tuple[Any, list]:
+    """Step-curve figure (data, fitted laws, bands; one panel per model size, up to
+    ``max_panels`` evenly spaced) and the step residual panel."""
     R, w, st = model.runs_, model.weights_, model.step_
     nd = len(model.domains_)
     wv = _wvec(w, nd)

@@ -16,7 +16,7 @@ matplotlib.use("Agg", force=False)
 import numpy as np  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 
 __all__ = ["to_png", "step_curves", "size_curves", "mixing_parity", "residuals_plot",
            "tokens_bars"]
@@ -86,8 +86,15 @@ def size_curves(curves: Sequence[tuple], target_params: float, level: float | No
     """
     n = len(curves)
     ncols = min(ncols, n)
-    fig, axes = _figure(n, width=3.0, height=2.3, ncols=ncols)
-    fig.get_layout_engine().set(h_pad=0.02, w_pad=0.02)
+    nrows = int(np.ceil(n / ncols))
+    height = 2.2 * nrows + 0.9
+    fig = Figure(figsize=(3.0 * ncols, height))   # fixed margins: constrained layout is slow
+    FigureCanvasAgg(fig)                          # for many panels
+    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.55 / height, top=1 - 0.7 / height,
+                        wspace=0.08, hspace=0.32)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
     ys = [np.concatenate([np.atleast_1d(c[2]), np.atleast_1d(c[4])]
                          + [np.atleast_1d(v) for v in c[5:] if v is not None]) for c in curves]
     lo, hi = float(np.nanmin(np.concatenate(ys))), float(np.nanmax(np.concatenate(ys)))
@@ -103,17 +110,14 @@ def size_curves(curves: Sequence[tuple], target_params: float, level: float | No
         ax.plot(Nd, Ld, "o", ms=4, color="k")
         ax.axvline(target_params, color="k", ls=":", lw=1)
         ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_minor_locator(NullLocator())   # ticks are costly objects x 16+ panels
+        ax.yaxis.set_major_locator(MaxNLocator(4))
         ax.set_ylim(lo - pad, hi + pad)
         ax.set_title(f"{lab}: {Lg[-1]:.4g} at N*", fontsize=9)
-        ax.tick_params(labelsize=7)
-        if k % ncols:
-            ax.set_yticklabels([])
-        else:
+        ax.tick_params(labelsize=7, labelbottom=k + ncols >= n)  # x labels where none below
+        if k % ncols == 0:
             ax.set_ylabel("loss at D*", fontsize=8)
-        if k + ncols < n:                       # a panel below shows the axis
-            ax.set_xticklabels([])
-        else:
+        if k + ncols >= n:
             ax.set_xlabel("parameters N", fontsize=8)
     fig.suptitle(f"size stage: all {n} mixtures (dotted: target N*"
                  + (f"; band: {100 * level:.0f} % of the point fit)" if level else ")"), fontsize=10)

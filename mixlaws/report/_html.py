@@ -146,10 +146,10 @@ def _decision_figures(dec: Decision, mix: Mapping[str, Any], unit: str) -> list[
     if dec.baseline is not None and dec.base_loss is not None:
         losses["baseline"] = trio(dec.base_loss, dec.base_interval)
     gain = None if dec.gain is None else trio(dec.gain, dec.gain_interval)
-    src = dec.interval_source or "none available (see the summary)"
+    src = (f"with their intervals ({dec.interval_source})" if dec.interval_source else
+           "(no intervals: see the summary)")
     out = [("mixture", "Recommended mixture against the baseline",
-            f"Shares per source; predicted aggregate loss and the gain at the target with their "
-            f"intervals ({src}).",
+            f"Shares per source; predicted aggregate loss and the gain at the target {src}.",
             pdec.decision_dots(dec.sources, dec.optimum, dec.baseline, losses, gain, dec.level))]
     if dec.dom_base is not None:
         out.append(("domains", "Change per validation domain",

@@ -184,6 +184,10 @@ def tokens_bars(sources: Sequence[str], tokens: np.ndarray, available: np.ndarra
             if np.isfinite(e):
                 ax.annotate(f"{e:.2f} ep", (xi, t), ha="center", va="bottom", fontsize=8)
     ax.set_xticks(x, list(sources), rotation=45, ha="right", fontsize=8)
+    vals = np.concatenate([tokens, [] if available is None else available])
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    if vals.size and vals.max() > 30 * vals.min():     # available tokens dwarf the shares
+        ax.set_yscale("log")
     ax.set(ylabel=unit, title=f"{unit} and epochs per source")
     ax.legend(fontsize=8)
     return fig

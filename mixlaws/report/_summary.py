@@ -31,7 +31,11 @@ import numpy as np
 
 from ..fit import EXTRAPOLATION_WARN
 
-__all__ = ["Decision", "decision", "summary_html"]
+__all__ = ["Decision", "decision", "summary_html", "REPEAT_WARN"]
+
+REPEAT_WARN = 4.0
+"""Epochs of a source above which the summary warns (Muennighoff et al. 2023: up to about 4
+epochs repeated tokens are worth nearly as much as fresh ones)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class Decision:
     ext_opt: dict[str, Any]
     ext_base: dict[str, Any] | None
     active: tuple[str, ...]
+    epochs: dict[str, float] = field(default_factory=dict)
     family_gains: dict[str, tuple[float, float]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
@@ -172,6 +177,8 @@ def decision(target: Any, mixture: Mapping[str, Any], *, draws: Any = None,
         dom_base=dom_base, dom_change_interval=iv["dom_change_interval"],
         dom_weights=_weights(target, len(doms)), scale=_scale(target),
         ext_opt=ext, ext_base=ext_base, active=tuple(mixture.get("active_constraints") or ()),
+        epochs={s: float(v["epochs"]) for s, v in (mixture.get("sources") or {}).items()
+                if v.get("epochs") is not None},
         family_gains=fam, notes=tuple(notes))
 
 
@@ -217,10 +224,20 @@ def summary_html(d: Decision, unit: str = "tokens", held_out: str | None = None)
         b = "—" if d.baseline is None else _num(f"baseline.{s}", d.baseline[j], ".4f")
         ch = "" if d.baseline is None else _num(f"change.{s}", d.optimum[j] - d.baseline[j], "+.4f")
         ex = (d.ext_opt.get("excess") or {}).get(s)
+        ep = "" if not d.epochs else f"<td>{_num(f'epochs.{s}', d.epochs.get(s), '.3g')}</td>"
         rows.append(f"<tr><td>{html.escape(s)}</td><td>{_num(f'optimum.{s}', d.optimum[j], '.4f')}"
-                    f"</td><td>{b}</td><td>{ch}</td><td>{'' if ex is None else f'{ex:.3g}'}</td></tr>")
+                    f"</td><td>{b}</td><td>{ch}</td>{ep}<td>{'' if ex is None else f'{ex:.3g}'}"
+                    "</td></tr>")
     head.append("<table class='summary'><tr><th>source</th><th>recommended</th><th>baseline</th>"
-                "<th>change</th><th>outside sampled range by</th></tr>" + "".join(rows) + "</table>")
+                "<th>change</th>" + ("<th>epochs</th>" if d.epochs else "")
+                + "<th>outside sampled range by</th></tr>" + "".join(rows) + "</table>")
+    many = {s: e for s, e in d.epochs.items() if e > REPEAT_WARN}
+    if many:
+        head.append("<p class='warn'>Repeated data: " + ", ".join(
+            f"{html.escape(s)} {e:.3g} epochs" for s, e in many.items()) + f" (beyond "
+            f"{REPEAT_WARN:g} epochs repeated tokens are worth less, Muennighoff et al. 2023"
+            + ("" if d.objective.startswith("repetition") else
+               "; this optimum values them as fresh tokens: see --repetition-aware") + ").</p>")
     src = ("" if d.interval_source is None else
            f"<p class='muted'>Intervals ({lev}): {html.escape(d.interval_source)}.</p>")
     loss_rows = [f"<tr><td>recommended</td><td>{_num('loss', d.loss)}</td>"

@@ -9,7 +9,7 @@ stderr and exit code 2 (``--debug`` shows the traceback).
     mixlaws optimize FIT.json --params N --tokens D [--constraints C.yaml] [--baseline MIX] -o MIX.json
     mixlaws export MIX.json --format json|yaml|megatron|hf|... [-o FILE]
     mixlaws run RUNS.csv --params N --tokens D [options] -o OUTDIR
-    mixlaws report FIT.json [--mixture MIX.json | --params N --tokens D] [-o report.html]
+    mixlaws report FIT.json [--mixture MIX.json | --params N --tokens D] [--posterior FILE] [-o report.html]
 """
 
 from __future__ import annotations

@@ -69,6 +69,7 @@ class Decision:
     ext_base: dict[str, Any] | None
     active: tuple[str, ...]
     epochs: dict[str, float] = field(default_factory=dict)
+    unconstrained: dict[str, Any] | None = None
     family_gains: dict[str, tuple[float, float]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
@@ -179,7 +180,7 @@ def decision(target: Any, mixture: Mapping[str, Any], *, draws: Any = None,
         ext_opt=ext, ext_base=ext_base, active=tuple(mixture.get("active_constraints") or ()),
         epochs={s: float(v["epochs"]) for s, v in (mixture.get("sources") or {}).items()
                 if v.get("epochs") is not None},
-        family_gains=fam, notes=tuple(notes))
+        unconstrained=mixture.get("unconstrained"), family_gains=fam, notes=tuple(notes))
 
 
 # -- HTML ------------------------------------------------------------------------------------------
@@ -271,7 +272,12 @@ def summary_html(d: Decision, unit: str = "tokens", held_out: str | None = None)
         f"(<span data-key='ext.hull_distance' hidden>{d.ext_opt.get('hull_distance', 0):.6g}</span>"
         f"largest range excess {_num('ext.max_excess', d.ext_opt.get('max_excess', 0.0), '.3g')})</li>"
         + ("" if d.ext_base is None else f"<li>baseline: {_ext_text(d.ext_base)}</li>")
-        + (f"<li>{html.escape(held_out)}</li>" if held_out else "") + "</ul>")
+        + (f"<li>{html.escape(held_out)}</li>" if held_out else "")
+        + ("" if not d.unconstrained else
+           "<li>without the trust region (max_extrapolation) the optimum would be "
+           + html.escape(", ".join(f"{s}={v:.3f}" for s, v in d.unconstrained["mixture"].items()))
+           + f" at predicted loss {_num('unconstrained.loss', d.unconstrained['predicted_loss'])}"
+           f" ({_ext_text(d.unconstrained.get('extrapolation'))})</li>") + "</ul>")
     if d.ext_opt.get("max_excess", 0.0) > EXTRAPOLATION_WARN:
         head.append("<p class='warn'>The recommended mixture lies outside the range of mixtures "
                     "the sweep sampled (" + _ext_text(d.ext_opt) + "): the mixing law is "

@@ -35,7 +35,7 @@ from IPython.display import Image, display
 from mixlaws.fit import holdout_largest_size, summarise_errors
 from mixlaws.fit import NestedMixingLaw
 from mixlaws.optimize import optimize_mixture
-from mixlaws.report import build_report, mixing_parity, mixture_bars, to_png
+from mixlaws.report import build_report, decision_dots, mixing_parity, to_png
 from mixlaws.runs import read_runs
 
 warnings.simplefilter("ignore")
@@ -94,6 +94,7 @@ res = optimize_mixture(target.loss, model.sources_, baseline=default, total_toke
                        domain_losses=target.domain_losses, domains=model.domains_, seed=0)
 print({s: round(float(w), 3) for s, w in zip(model.sources_, res.mixture)})
 print(f"predicted loss {res.loss:.4f} vs RedPajama default {res.baseline_loss:.4f}")
-display(Image(to_png(mixture_bars(
+display(Image(to_png(decision_dots(
     model.sources_, res.mixture, default,
-    {"optimum": (res.loss, None, None), "RedPajama default": (res.baseline_loss, None, None)}))))
+    {"recommended": (res.loss, None, None), "baseline": (res.baseline_loss, None, None)},
+    (res.baseline_loss - res.loss, None, None), 0.9))))

@@ -318,11 +318,15 @@ def test_cli_one_size_and_too_few_points_are_errors(tmp_path, capsys):
         assert err.count("\n") == 0 and message in err, err
 
 
-def test_nested_only_commands_refuse_a_joint_artifact(joint_artifact, capsys):
+def test_nested_only_commands_refuse_a_joint_artifact(joint_artifact, capsys, tmp_path):
     _, fit = joint_artifact
     capsys.readouterr()
-    assert main(["report", str(fit), "-o", "unused.html"]) == 2
+    assert main(["sample", str(fit), "--params", "1e9", "--tokens", "2e10"]) == 2
     assert "nested law families only" in capsys.readouterr().err
+    # the report is for every family (its stage figures for the nested ones only)
+    assert main(["report", str(fit), "-o", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Law family: joint" in html and "stage figures are drawn for the nested" in html
 
 
 def test_joint_posterior_refuses_what_it_does_not_model(mix_fits):

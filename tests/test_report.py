@@ -19,7 +19,7 @@ from mixlaws.report import build_report, leave_one_mixture_out, write_report
 from mixlaws.runs import read_runs, validate_runs
 from _expected import expected_warnings
 
-FIGURES = ("step", "size", "mixing", "residuals", "mixture", "tokens")
+FIGURES = ("step", "size", "mixing", "residuals", "mixture", "domains", "tokens")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -49,12 +49,51 @@ def test_run_writes_report_with_every_figure(run_dir):
         assert imgs[name].startswith(PNG) and len(imgs[name]) > 5000, name
         png = (run_dir / "figures" / f"{name}.png").read_bytes()
         assert png == imgs[name]
-    for section in ("convergence", "sampling", "fit-report"):
+    for section in ("summary", "convergence", "sampling", "fit-report"):
         assert f"id='{section}'" in html
-    assert "Leave-one-mixture-out relative error: mean" in html
+    assert "Leave-one-mixture-out relative error of the mixing law: mean" in html
     summary = json.loads((run_dir / "summary.json").read_text())
     assert "report.html" in summary["files"] and "figures/mixing.png" in summary["files"]
     assert "http" not in html.replace("https://", "").split("<body>")[0]  # no external assets
+
+
+def _summary_values(html: str) -> dict[str, float]:
+    """Every number of the summary, by its data-key, parsed back from the text shown."""
+    summary = html.split("id='summary'")[1].split("<img")[0]
+    return {k: float(v.replace("−", "-")) for k, v in
+            re.findall(r"<span data-key='([^']+)'(?: hidden)?>([^<]*)</span>", summary)
+            if v != "—"}
+
+
+def test_summary_numbers_are_mixture_json(run_dir):
+    """The summary at the top of report.html shows MIX.json's numbers (to the digits shown)."""
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    mix = json.loads((run_dir / "mixture.json").read_text())
+    got = _summary_values(html)
+    assert html.index("id='summary'") < html.index("id='step'")      # the decision comes first
+    want = {f"optimum.{s}": (v, 5e-5) for s, v in mix["mixture"].items()}
+    want |= {f"baseline.{s}": (v, 5e-5) for s, v in mix["baseline"]["mixture"].items()}
+    want |= {f"change.{s}": (v - mix["baseline"]["mixture"][s], 5e-5)
+             for s, v in mix["mixture"].items()}
+    want |= {f"domain.{d}": (v, 5e-5 * v) for d, v in mix["domain_losses"].items()}
+    want |= {"loss": (mix["predicted_loss"], 5e-5 * mix["predicted_loss"]),
+             "base_loss": (mix["baseline"]["predicted_loss"], 5e-5 * mix["predicted_loss"]),
+             "gain": (mix["gain"], 5e-5 * mix["gain"]),
+             "scale.params": (mix["target"]["params"], 1e-3 * mix["target"]["params"]),
+             "scale.tokens": (mix["target"]["tokens"], 1e-3 * mix["target"]["tokens"]),
+             "ext.max_excess": (mix["extrapolation"]["max_excess"], 1e-3),
+             "ext.hull_distance": (mix["extrapolation"]["hull_distance"], 1e-5)}
+    missing = set(want) - set(got)
+    assert not missing, missing
+    for key, (v, tol) in want.items():
+        assert abs(got[key] - v) <= tol, (key, got[key], v)
+    model = load_model(run_dir / "fit.json")
+    at = model.target(1e9, 2e10)
+    _, dom_base = at.predict(mix["baseline"]["mixture"], per_domain=True)
+    for d, v in zip(model.domains_, dom_base):
+        assert abs(got[f"domain_base.{d}"] - v) <= 5e-5 * v, d
+    assert got["scale.params_ratio"] == pytest.approx(1e9 / model.runs_["params"].max(), rel=1e-2)
+    assert "No interval: this report has no posterior" in html   # and it says how to get one
 
 
 def test_report_command_step_only(run_dir, tmp_path):
@@ -91,24 +130,37 @@ def test_leave_one_mixture_out_matches_manual_refit(run_dir, sweep_path):
     assert fit_err.mean() < err < 0.02
 
     mix = json.loads((run_dir / "mixture.json").read_text())
-    mix["interval"] = {"lower": mix["predicted_loss"] - 0.01, "upper": mix["predicted_loss"] + 0.02}
-    rep = build_report(model, target, mixture=mix, leave_one_out=False)
-    plain = build_report(model, target, mixture={k: v for k, v in mix.items() if k != "interval"},
-                         leave_one_out=False)
+    loss = mix["predicted_loss"]
+    unc = {"objective": "mean", "posterior": "mcmc", "loss": loss, "lower": loss - 0.01,
+           "upper": loss + 0.02, "level": 0.8,
+           "versus_baseline": {"p_better": 0.93, "gain": 0.05, "gain_lower": -0.004,
+                               "gain_upper": 0.11, "level": 0.8}}
+    rep = build_report(model, target, mixture=mix | {"uncertainty": unc}, leave_one_out=False)
+    plain = build_report(model, target, mixture=mix, leave_one_out=False)
     by = lambda r: {f.name: f.png for f in r.figures}  # noqa: E731
-    assert by(rep)["mixture"] != by(plain)["mixture"] and by(rep)["mixing"] == by(plain)["mixing"]
+    assert by(rep)["mixture"] != by(plain)["mixture"] and by(rep)["step"] == by(plain)["step"]
+    got = _summary_values(rep.html)      # MIX.json's posterior summary is what the summary shows
+    assert (got["loss.lower"], got["loss.upper"]) == pytest.approx((loss - 0.01, loss + 0.02),
+                                                                   rel=5e-5)
+    assert (got["gain.lower"], got["gain.upper"], got["p_better"]) == (-0.004, 0.11, 0.93)
+    assert "Intervals (80 %)" in rep.html and "No interval" not in rep.html
 
+    from mixlaws.optimize import compare_to_baseline
     from mixlaws.posterior import sample_posterior
 
     with expected_warnings():
         draws = sample_posterior(model, read_runs(sweep_path), 1e9, 2e10, n_draws=200)
-    sampled = build_report(model, target, mixture=plain_mix(mix), draws=draws, leave_one_out=False)
+    sampled = build_report(model, target, mixture=mix, draws=draws, leave_one_out=False)
     assert "No posterior draws" in plain.html and "No posterior draws" not in sampled.html
     assert "acceptance" in sampled.html and by(sampled)["mixture"] != by(plain)["mixture"]
-
-
-def plain_mix(mix: dict) -> dict:
-    return {k: v for k, v in mix.items() if k != "interval"}
+    base = np.array([mix["baseline"]["mixture"][s] for s in model.sources_])
+    opt = np.array([mix["mixture"][s] for s in model.sources_])
+    c = compare_to_baseline(draws, opt, base, 0.9)
+    got = _summary_values(sampled.html)
+    assert got["p_better"] == pytest.approx(c["p_better"], abs=5e-4)
+    assert got["gain.lower"] == pytest.approx(c["gain_lower"], rel=5e-4)
+    assert got["gain.upper"] == pytest.approx(c["gain_upper"], rel=5e-4)
+    assert all(f"domain_change.{d}.lower" in got for d in model.domains_)
 
 
 @pytest.mark.slow
@@ -131,3 +183,57 @@ def test_write_report(tmp_path):
     files = write_report(rep, tmp_path / "x.html", tmp_path / "p")
     assert files == [str(tmp_path / "x.html"), str(tmp_path / "p" / "a.png")]
     assert (tmp_path / "p" / "a.png").read_bytes() == PNG + b"x"
+
+
+@pytest.mark.slow
+def test_report_reads_posterior_and_old_draws_spelling(run_dir, sweep_path, tmp_path):
+    """`report --posterior FILE`, the deprecated `--draws FILE`, and the posterior the fit names."""
+    import shutil
+
+    from mixlaws.posterior import sample_posterior, save_draws
+
+    model = load_model(run_dir / "fit.json")
+    with expected_warnings():
+        draws = sample_posterior(model, read_runs(sweep_path), 1e9, 2e10, n_draws=100)
+    fit = tmp_path / "fit.json"
+    shutil.copy(run_dir / "fit.json", fit)
+    save_draws(draws, tmp_path / "fit.posterior.npz")
+    mix = str(run_dir / "mixture.json")
+    outs = {}
+    for name, extra in (("posterior", ["--posterior", str(tmp_path / "fit.posterior.npz")]),
+                        ("draws", ["--draws", str(tmp_path / "fit.posterior.npz")]), ("none", [])):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert main(["report", str(fit), "--mixture", mix, "-o",
+                         str(tmp_path / f"{name}.html"), *extra]) == 0
+        outs[name] = ((tmp_path / f"{name}.html").read_text(encoding="utf-8"), err.getvalue())
+    assert "p_better" in _summary_values(outs["posterior"][0])
+    assert "deprecated: use --posterior" not in outs["posterior"][1]
+    assert "mixlaws: note: `mixlaws report --draws FILE` is deprecated" in outs["draws"][1]
+    assert _summary_values(outs["draws"][0]) == _summary_values(outs["posterior"][0])
+    assert "No interval" in outs["none"][0]          # the fit names no posterior yet
+    d = json.loads(fit.read_text())
+    d["posterior"] = {"file": "fit.posterior.npz", "params": 1e9, "tokens": 2e10,
+                      "method": draws.method, "seed": 0, "n_draws": draws.n_draws}
+    fit.write_text(json.dumps(d))                    # as `mixlaws sample` names its draws
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main(["report", str(fit), "--mixture", mix, "-o", str(tmp_path / "named.html")]) == 0
+    named = (tmp_path / "named.html").read_text(encoding="utf-8")
+    assert _summary_values(named) == _summary_values(outs["posterior"][0])
+
+
+@pytest.mark.slow
+def test_joint_run_writes_report_with_summary(sweep_path, tmp_path):
+    """Every family gets the HTML report and its summary (here the joint law)."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["--quiet", "run", str(sweep_path), "--law", "joint", "--params", "1e9",
+                     "--tokens", "2e10", "--baseline", "web=0.6,code=0.1,books=0.1,papers=0.1,"
+                     "wiki=0.1", "--formats", "json", "-o", str(tmp_path / "out")]) == 0
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    mix = json.loads((tmp_path / "out" / "mixture.json").read_text())
+    got = _summary_values(html)
+    assert got["loss"] == pytest.approx(mix["predicted_loss"], rel=5e-5)
+    assert got["gain"] == pytest.approx(mix["gain"], rel=5e-5)
+    assert all(got[f"optimum.{s}"] == pytest.approx(v, abs=5e-5) for s, v in mix["mixture"].items())
+    assert set(_images(html)) == {"mixture", "domains", "tokens"}
+    assert "Law family: joint" in html and "id='fit-report'" in html

@@ -27,7 +27,7 @@ from ..errors import MixlawsError
 __all__ = ["INPUT_ARGS", "input_paths", "check_outputs", "write_text", "Staging"]
 
 INPUT_ARGS = ("runs", "fit", "mixture_file", "mixtures", "mixture", "constraints", "paths",
-              "doc_lengths", "val_weights", "draws", "files")
+              "doc_lengths", "val_weights", "draws_file", "files")
 """Attributes of a parsed command line that may name input files."""
 
 

@@ -9,7 +9,7 @@ stderr and exit code 2 (``--debug`` shows the traceback).
     mixlaws optimize FIT.json --params N --tokens D [--constraints C.yaml] [--baseline MIX] -o MIX.json
     mixlaws export MIX.json --format json|yaml|megatron|hf|... [-o FILE]
     mixlaws run RUNS.csv --params N --tokens D [options] -o OUTDIR
-    mixlaws report FIT.json [--mixture MIX.json | --params N --tokens D] [-o report.html]
+    mixlaws report FIT.json [--mixture MIX.json | --params N --tokens D] [--posterior FILE] [-o report.html]
 """
 
 from __future__ import annotations
@@ -249,12 +249,8 @@ def _run_into(args: argparse.Namespace, out, root: str) -> tuple[dict[str, Any],
         with open(out(name), "w", encoding="utf-8") as f:
             f.write(_export_text(out("mixture.json"), fmt, args))
         written.append(name)
-    if is_nested(model):
-        written += _write_html_report(model, target, runs, mix, out("report.html"),
-                                      out("figures"), root)
-    else:
-        _say(args, "mixlaws: note: the HTML report draws the nested stages; not written for "
-                   f"--law {args.law}")
+    written += _write_html_report(model, target, runs, mix, out("report.html"), out("figures"),
+                                  root)
     summary = {
         "target": mix["target"], "predicted_loss": mix["predicted_loss"],
         "mixture": mix["mixture"], "baseline": mix["baseline"], "gain": mix["gain"],
@@ -280,7 +276,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..export import load_mixture
 
     model = load_model(args.fit)
-    require_nested(model, "mixlaws report")
     mix = None
     if args.mixture:
         load_mixture(args.mixture)  # validates the artifact
@@ -298,11 +293,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.runs:
             raise
         warnings.warn(f"no data points in the report: {exc}", DataNote, stacklevel=1)
-    draws = None
-    if args.draws:
-        from ..posterior import load_draws
-
-        draws = load_draws(args.draws)
+    draws = _report_posterior(args, model, N, D)
     target = None if N is None else model.target(N, D)
     from ..report import build_report
 
@@ -315,6 +306,37 @@ def cmd_report(args: argparse.Namespace) -> int:
     write_text(out, report.html, _INPUTS)  # atomic, never onto an input
     _say(args, f"mixlaws: wrote {out}" + (f" and {png_dir}/*.png" if png_dir else ""))
     return 0
+
+
+def _report_posterior(args: argparse.Namespace, model, N: float | None, D: float | None):
+    """Draws for ``mixlaws report``: ``--posterior FILE``, else the posterior the fit names when
+    it was sampled at this target (nested family), else None."""
+    from ..posterior import load_draws
+
+    if getattr(args, "deprecated_draws", False):
+        warnings.warn("`mixlaws report --draws FILE` is deprecated: use --posterior FILE "
+                      "(--draws is the number of draws in `mixlaws sample`)", DataNote,
+                      stacklevel=1)
+    if args.draws_file:
+        return load_draws(args.draws_file)
+    if N is None or not is_nested(model):
+        return None
+    with open(args.fit, encoding="utf-8") as f:
+        info = json.load(f).get("posterior")
+    same = lambda a, b: abs(a - b) <= 1e-6 * max(abs(a), abs(b))  # noqa: E731
+    if not info or not (same(info["params"], N) and same(info["tokens"], D)):
+        return None
+    from ._uncertainty import load_posterior
+
+    return load_posterior(args.fit, N, D)
+
+
+class _DeprecatedDraws(argparse.Action):
+    """``report --draws FILE``: the old spelling of ``--posterior`` (``sample --draws`` counts)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        namespace.draws_file = values
+        namespace.deprecated_draws = True     # warned by cmd_report, where warnings are shown
 
 
 # -- parser ---------------------------------------------------------------------------------------
@@ -478,7 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("report", help="self-contained HTML report of a fit (figures embedded)")
+    p = sub.add_parser("report", help="self-contained HTML report of a fit: the recommended "
+                                      "mixture first, then figures and diagnostics")
     p.add_argument("fit", help="fit artifact written by `mixlaws fit`")
     p.add_argument("--params", type=parse_quantity, help="target N* (size and mixing stages)")
     p.add_argument("--tokens", type=parse_quantity, help="target D*")
@@ -487,7 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--renormalize", action="store_true", default=None,
                    help="rescale mixtures of --runs (default: as the fit read the table)")
     add_nan_policy(p)
-    p.add_argument("--draws", metavar="DRAWS", help="posterior draws for intervals/diagnostics")
+    p.add_argument("--posterior", dest="draws_file", metavar="FILE.posterior.npz",
+                   help="posterior draws written by `mixlaws sample` (default: the posterior the "
+                        "fit artifact names, when sampled at this target)")
+    p.add_argument("--draws", dest="draws_file", action=_DeprecatedDraws, metavar="FILE",
+                   help=argparse.SUPPRESS)
     p.add_argument("--png", action="store_true", help="also save the figures as PNG files")
     p.add_argument("-o", "--output", default="report.html", help="HTML file (default report.html)")
     p.set_defaults(func=cmd_report)

@@ -76,6 +76,8 @@ class GroupSolution:
     residuals : ``(G, n)`` log-residuals at the solution.
     iterations : total iterations over all starts.
     n_starts : number of starts.
+    bound_side : ``(G, P)`` -1 where a parameter sits on its lower bound, +1 on its upper
+        bound, 0 inside (None when unknown).
     """
 
     theta: np.ndarray
@@ -88,6 +90,7 @@ class GroupSolution:
     residuals: np.ndarray
     iterations: int
     n_starts: int
+    bound_side: np.ndarray | None = None
 
 
 def _free_system(g: jax.Array, H: jax.Array, theta: jax.Array, lo: jax.Array,
@@ -241,8 +244,10 @@ def solve_groups(
         raise FitError(f"no start gave a finite objective for groups {bad[:10]}", groups=bad)
     cov, s2, r = (np.asarray(a) for a in _covariance(residual, jnp.asarray(theta), data, w, lo, hi))
     span = 1e-9 * (1.0 + np.abs(bounds[..., 1] - bounds[..., 0]))
-    at_bound = ((theta <= bounds[..., 0] + span) | (theta >= bounds[..., 1] - span)).any(axis=1)
-    return GroupSolution(theta=theta, objective=F, decrement=dec,
+    side = np.where(theta <= bounds[..., 0] + span, -1, 0) + np.where(
+        theta >= bounds[..., 1] - span, 1, 0)
+    at_bound = (side != 0).any(axis=1)
+    return GroupSolution(theta=theta, objective=F, decrement=dec, bound_side=side.astype(np.int8),
                          converged=np.isfinite(dec) & (dec <= DECREMENT_TOL * np.maximum(1.0, F)),
                          at_bound=at_bound,
                          cov=cov, sigma2=s2, residuals=r, iterations=iterations,

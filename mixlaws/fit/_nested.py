@@ -276,7 +276,7 @@ class NestedMixingLaw(Estimator):
                 T[j, :len(t)], W[j, :len(t)] = t, cells
                 Y[j, :len(t)] = np.where(cells, L, 1.0)
             step = fit_step_stage([run_ids[i] for i in step_runs], T, Y, W, tie=self.tie_beta,
-                                  delta=self.delta)
+                                  delta=self.delta, domains=domains)
             if lawless:
                 notes.append(f"{len(lawless)} (run, domain) pair(s) have fewer than "
                              f"{self.min_checkpoints} non-missing losses after warm-up and no "

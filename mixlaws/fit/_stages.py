@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import _config  # noqa: F401
 from ..errors import InsufficientDataError
+from ._bounds import bound_warning
 from ._engine import GroupSolution, profile_shared, solve_groups, warn_unconverged
 from ..laws import (implicit_mixing_law, mixing_law, mixing_params, power_law_log,
                     sum_zero_basis)
@@ -100,15 +101,14 @@ def _power_starts(logx: np.ndarray, y: np.ndarray, w: np.ndarray, exponents: np.
 def _summarise(stage: str, law: str, labels: Sequence[str], sol: GroupSolution,
                weights: np.ndarray, params: dict[str, np.ndarray], stderr: dict[str, np.ndarray],
                correlations: dict[str, float], n_params: int,
-               converged: np.ndarray | None = None) -> StageFit:
+               converged: np.ndarray | None = None,
+               names: Sequence[tuple[str, str | None]] | None = None) -> StageFit:
     mask = weights > 0
     rr = sol.residuals[mask]
     conv = sol.converged if converged is None else converged
     warns = warn_unconverged(f"{stage} stage", list(labels), conv, sol.decrement)
     if sol.at_bound.any():
-        hit = [labels[i] for i in np.flatnonzero(sol.at_bound)]
-        warns.append(f"{stage} stage: a parameter is at its bound in {len(hit)} fit(s) "
-                     f"({', '.join(hit[:5])}{', ...' if len(hit) > 5 else ''})")
+        warns.append(bound_warning(stage, labels, sol, mask, names))
     return StageFit(
         stage=stage, law=law, labels=tuple(labels), params=params, stderr=stderr,
         correlations=correlations, rmse=float(np.sqrt(np.mean(rr**2))) if rr.size else 0.0,
@@ -185,6 +185,7 @@ def _implicit_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
 def fit_step_stage(
     labels: Sequence[str], tokens: np.ndarray, losses: np.ndarray, mask: np.ndarray, *,
     tie: str = "run", delta: float = 1e-3, n_starts: int = 3,
+    domains: Sequence[str] | None = None,
 ) -> StageFit:
     """Fit ``L_d(D) = E_d + B_d D^(-beta)`` to every run.
 
@@ -199,6 +200,7 @@ def fit_step_stage(
     tie : ``"run"`` shares ``beta`` across a run's domains (Ye et al.); ``"all"``
         one ``beta`` for every run and domain (profiled; steadiest when runs are
         short); ``"none"`` one per run and domain.
+    domains : names of the domains, for the warnings.
     """
     G, C, nd = losses.shape
     nb = nd if tie == "none" else 1
@@ -244,7 +246,9 @@ def fit_step_stage(
         sol = GroupSolution(theta=theta, objective=sol.objective, decrement=sol.decrement,
                             converged=sol.converged & prof.converged, at_bound=sol.at_bound,
                             cov=cov, sigma2=sol.sigma2, residuals=sol.residuals,
-                            iterations=sol.iterations, n_starts=sol.n_starts)
+                            iterations=sol.iterations, n_starts=sol.n_starts,
+                            bound_side=None if sol.bound_side is None else np.concatenate(
+                                [sol.bound_side, np.zeros((G, 1), np.int8)], 1))
     else:
         sol = solve_groups(_step_residual, (jnp.asarray(x), jnp.asarray(y)), weights, bounds,
                            starts, delta=delta)
@@ -269,7 +273,11 @@ def fit_step_stage(
     law = "L_d(D) = E_d + B_d * D^(-beta)" + {"run": " (beta shared by a run's domains)",
                                                "all": " (beta shared by all runs and domains)",
                                                "none": ""}[tie]
-    return _summarise("step", law, labels, sol, weights, params, stderr, corr, G * P)
+    dn = list(domains) if domains is not None else [f"#{d}" for d in range(nd)]
+    names = ([("E", d) for d in dn] + [("B", d) for d in dn]
+             + ([("beta", d) for d in dn] if nb > 1 else [("beta", None)]))
+    return _summarise("step", law, labels, sol, weights, params, stderr, corr, G * P,
+                      names=names)
 
 
 def fit_size_stage(
@@ -332,12 +340,14 @@ def fit_size_stage(
     conv = np.zeros(G, bool)
     decrement = np.zeros(G)
     at_bound = np.zeros(G, bool)
+    side = np.zeros((G, 3), np.int8)              # E, log A, log alpha
     resid = np.zeros_like(y)
     if tie == "none":
         sol = solve(np.arange(G), np.nan, 3, np.geomspace(0.1, 1.2, 5))
         theta, alpha = sol.theta[:, :2], np.exp(sol.theta[:, 2])
         var_la, cov = sol.cov[:, 2, 2], sol.cov[:, :2, :2]
         conv, decrement, at_bound, resid = sol.converged, sol.decrement, sol.at_bound, sol.residuals
+        side = sol.bound_side
         n_params = 3 * G
     else:
         blocks = [np.arange(G)] if tie == "all" else [
@@ -354,8 +364,10 @@ def fit_size_stage(
             theta[idx], alpha[idx], var_la[idx] = sol.theta, np.exp(prof.value), prof.stderr**2
             cov[idx], resid[idx] = sol.cov, sol.residuals
             conv[idx], decrement[idx] = sol.converged & prof.converged, sol.decrement
-            at_bound[idx] = sol.at_bound | (not prof.converged and (
-                prof.value <= la_lo + 1e-6 or prof.value >= la_hi - 1e-6))
+            edge = not prof.converged and (prof.value <= la_lo + 1e-6 or prof.value >= la_hi - 1e-6)
+            at_bound[idx] = sol.at_bound | edge
+            side[idx, :2] = sol.bound_side
+            side[idx, 2] = (1 if prof.value >= la_hi - 1e-6 else -1) if edge else 0
         n_params = 2 * G + len(blocks)
     E = theta[:, 0].copy()
     A = np.exp(theta[:, 1] + alpha * logNref)
@@ -370,8 +382,9 @@ def fit_size_stage(
                                           "none": ""}[tie]
     merged = GroupSolution(theta=theta, objective=np.zeros(G), decrement=decrement,
                            converged=conv, at_bound=at_bound, cov=cov, sigma2=np.zeros(G),
-                           residuals=resid, iterations=0, n_starts=0)
-    return _summarise("size", law, labels, merged, w, params, stderr, corr, n_params)
+                           residuals=resid, iterations=0, n_starts=0, bound_side=side)
+    return _summarise("size", law, labels, merged, w, params, stderr, corr, n_params,
+                      names=[("E", None), ("A", None), ("alpha", None)])
 
 
 def fit_mixing_stage(
@@ -422,7 +435,8 @@ def fit_mixing_stage(
               "t": np.where(np.isfinite(var_t), np.sqrt(np.abs(var_t)), np.inf)}
     corr = {"c~k": _corr(cov, 0, 1)}
     return _summarise("mixing", "L_d(r) = c_d + k_d * exp(sum_j t_dj r_j), sum_j t_dj = 0",
-                      list(domains), sol, weights, params, stderr, corr, nd * P)
+                      list(domains), sol, weights, params, stderr, corr, nd * P,
+                      names=[("c", None), ("k", None)] + [("t", None)] * (M - 1))
 
 
 def fit_implicit_stage(

@@ -182,18 +182,20 @@ def step_predictive(model, runs, tokens: float) -> np.ndarray:
     return np.diagonal(step_predictive_cov(model, runs, tokens), axis1=1, axis2=2).copy()
 
 
-def step_predictive_cov(model, runs, tokens: float) -> np.ndarray:
+def step_predictive_cov(model, runs, tokens: float | np.ndarray) -> np.ndarray:
     """Relative predictive covariance ``(n_runs, n_domains, n_domains)`` of each run's step law
     at ``D*``, across the run's domains.
 
     With ``tie_beta="run"`` the shared exponent couples a run's domains (an error in ``beta``
     moves every domain's extrapolation the same way), so the off-diagonal terms matter once the
-    domains are aggregated. Zero for runs without a step law.
+    domains are aggregated. Zero for runs without a step law.  ``tokens`` may be a 1-D grid:
+    the result is then ``(n_runs, n_tokens, n_domains, n_domains)`` (the report's bands).
     """
     n, nd = model.runs_["last_losses"].shape
-    s2 = np.zeros((n, nd, nd))
+    grid = np.atleast_1d(np.asarray(tokens, float))
+    s2 = np.zeros((n, grid.size, nd, nd))
     if model.step_ is None:
-        return s2
+        return s2 if np.ndim(tokens) else s2[:, 0]
     p = model.step_.params
     for j, (t, Y) in enumerate(_checkpoints(model, runs)):
         g = model.step_runs_[j]
@@ -223,10 +225,10 @@ def step_predictive_cov(model, runs, tokens: float) -> np.ndarray:
         P = J.shape[1]
         sigma2 = float(r @ r) / max(r.size - P, 1)
         cov = sigma2 * np.linalg.pinv(J.T @ J, hermitian=True)
-        _, g1 = jac(np.array([np.log(tokens)]))
-        g1 = g1[0][:, :P]                                            # (nd, P)
-        s2[g] = g1 @ cov @ g1.T
-    return s2
+        _, g1 = jac(np.log(grid))
+        g1 = g1[:, :, :P]                                            # (T, nd, P)
+        s2[g] = g1 @ cov @ np.swapaxes(g1, 1, 2)
+    return s2 if np.ndim(tokens) else s2[:, 0]
 
 
 def _theta_hat(target, H: np.ndarray) -> np.ndarray:

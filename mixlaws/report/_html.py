@@ -1,17 +1,18 @@
-"""Self-contained HTML report of a fit: figures (embedded PNG), fit reports, diagnostics.
+"""Self-contained HTML report of a fit: the decision first, then figures and diagnostics.
 
-:func:`build_report` assembles, for a fitted :class:`~mixlaws.fit.NestedMixingLaw`
-and optionally its :class:`~mixlaws.fit.TargetFit`, the runs table and the
-optimised mixture (MIX.json dict):
+:func:`build_report` assembles, for a fitted estimator of any family, its target object,
+the runs table and the optimised mixture (MIX.json dict):
 
-* step stage — aggregate loss vs tokens per run, data and ``sum_d w_d (E_d + B_d D^-beta)``;
-* size stage — aggregate loss at ``D*`` vs ``N`` per mixture with ``E + A N^-alpha``;
-* mixing stage — predicted vs observed stage losses, with leave-one-mixture-out
-  points (:func:`leave_one_mixture_out`);
-* log-residuals ``log(pred) - log(obs)`` of each stage;
-* the text fit report, convergence table, sampling diagnostics (when posterior draws
-  are given), the optimum against the baseline with intervals (when available),
-  and tokens/epochs per source.
+* the summary (:mod:`mixlaws.report._summary`): recommended mixture against the baseline per
+  source, predicted losses and the gain with intervals and P(better), how far N, D and the
+  mixture are extrapolated, per-domain changes; dot plots of the same (intervals as whiskers),
+  per-domain changes and tokens/epochs per source;
+* for the nested family, the stage figures (:mod:`mixlaws.report._stage_figures`): step curves
+  and size curves of every mixture with bands, the mixing law's predicted vs observed stage
+  losses with leave-one-mixture-out points (:func:`leave_one_mixture_out`) and the optimum and
+  baseline marked, log-residuals of each stage;
+* the convergence table, sampling diagnostics (with posterior draws), the text fit report,
+  and any extra ``sections`` at the end.
 
 :func:`write_report` writes the HTML and the PNGs.
 """
@@ -21,18 +22,21 @@ from __future__ import annotations
 import base64
 import html
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..report import _plots as plots
-from ._text import fit_report
-from ..fit import NestedMixingLaw, TargetFit
+from ..errors import ConvergenceWarning
+from ..fit import NestedMixingLaw, StageFit, TargetFit, fit_mixing_stage
 from ..laws import mixing_law
 from ..progress import progress
-from ..runs._warmup import after_warmup
-from ..fit import StageFit, fit_mixing_stage
+from . import _plots as plots
+from . import _plots_decision as pdec
+from . import _stage_figures as stage_figs
+from ._summary import Decision, decision, summary_html
+from ._text import fit_report
 
 __all__ = ["Figure", "Report", "build_report", "write_report", "leave_one_mixture_out"]
 
@@ -88,66 +92,6 @@ def leave_one_mixture_out(target: TargetFit, domains: Sequence[str], *, delta: f
     return out
 
 
-def _step_figure(model: NestedMixingLaw, target: TargetFit | None, runs: Any,
-                 max_panels: int = 4) -> tuple[Any, list[tuple[str, np.ndarray, np.ndarray, str, bool]]]:
-    R, w, st = model.runs_, model.weights_, model.step_
-    sizes = np.unique(R["params"])
-    show = sizes[np.unique(np.linspace(0, sizes.size - 1, min(sizes.size, max_panels)).astype(int))]
-    data = {} if runs is None else {str(k): g for k, g in runs.data.groupby("run", sort=False)}
-    loss_cols = [f"loss:{d}" for d in model.domains_]
-    groups, res_x, res_r = [], [], []
-    pos = {int(i): j for j, i in enumerate(model.step_runs_)}
-    for N in show:
-        curves = []
-        for i in np.flatnonzero(R["params"] == N):
-            run = R["run"][i]
-            g = data.get(run)
-            Dd = g["tokens"].to_numpy(float) if g is not None else np.array([R["last_tokens"][i]])
-            Ld = _agg(g[loss_cols].to_numpy(float), w) if g is not None else \
-                np.array([_agg(R["last_losses"][i], w)])
-            Dg, Lg = np.array([]), np.array([])
-            if st is not None and int(i) in pos:
-                j = pos[int(i)]
-                beta = np.broadcast_to(np.atleast_1d(st.params["beta"][j]), (len(model.domains_),))
-                hi = max(Dd.max(), target.tokens if target is not None else 0.0)
-                Dg = np.geomspace(max(Dd.min(), model.warmup * R["last_tokens"][i]), hi, 60)
-                Lg = _agg(st.params["E"][j] + st.params["B"][j] * Dg[:, None] ** (-beta), w)
-                if g is not None:
-                    keep = after_warmup(Dd, model.warmup)
-                    Ldom = g[loss_cols].to_numpy(float)[keep]
-                    pred = st.params["E"][j] + st.params["B"][j] * Dd[keep, None] ** (-beta)
-                    res_x.append(np.repeat(Dd[keep], len(model.domains_)))
-                    res_r.append(np.log(pred / Ldom).ravel())
-            curves.append((Dd, Ld, Dg, Lg))
-        groups.append((f"N = {N:.3g} ({len(curves)} runs)", curves))
-    fig = plots.step_curves(groups, None if target is None else target.tokens, model.progress_)
-    panels = []
-    if res_x:
-        panels.append(("step stage (all domains)", np.concatenate(res_x), np.concatenate(res_r),
-                       model.progress_, True))
-    return fig, panels
-
-
-def _size_figure(model: NestedMixingLaw, target: TargetFit) -> tuple[Any, tuple]:
-    s = target.size
-    L, ok = model.losses_at_tokens(target.tokens)
-    R, w, nd = model.runs_, model.weights_, len(model.domains_)
-    index = {lab: m for m, lab in enumerate(model.mixture_labels_)}
-    E, A, al = (s.params[k].reshape(-1, nd) for k in ("E", "A", "alpha"))
-    curves, rx, rr = [], [], []
-    Ng = np.geomspace(R["params"].min(), max(R["params"].max(), target.params), 60)
-    for a, lab in enumerate(target.mixture_labels):
-        sel = ok & (R["mixture"] == index[lab])
-        Nd = R["params"][sel]
-        pred = E[a] + A[a] * Nd[:, None] ** (-al[a])
-        rx.append(np.repeat(Nd, nd))
-        rr.append(np.log(pred / L[sel]).ravel())
-        curves.append((lab, Nd, _agg(L[sel], w), Ng, _agg(E[a] + A[a] * Ng[:, None] ** (-al[a]), w)))
-    fig = plots.size_curves(curves, target.params)
-    return fig, ("size stage (all domains)", np.concatenate(rx), np.concatenate(rr), "parameters N",
-                 True)
-
-
 def _stage_rows(stages: Sequence[StageFit]) -> str:
     head = ("<tr><th>stage</th><th>law</th><th>fits</th><th>data</th><th>free params</th>"
             "<th>converged</th><th>at bound</th><th>rms log-res</th><th>max |log-res|</th></tr>")
@@ -172,84 +116,106 @@ def _dict_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "<table><tr>" + "".join(f"<th>{html.escape(k)}</th>" for k in keys) + f"</tr>{body}</table>"
 
 
-def _interval(d: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
-    """``(lower, upper)`` from a MIX.json entry carrying ``interval: {lower, upper}``, if any."""
-    iv = (d or {}).get("interval")
-    if isinstance(iv, Mapping) and iv.get("lower") is not None and iv.get("upper") is not None:
-        return float(iv["lower"]), float(iv["upper"])
-    return None, None
-
-
-def _mixture_figures(model: NestedMixingLaw, mix: Mapping[str, Any], draws: Any) -> list[tuple]:
-    src = model.sources_
-    opt = np.array([mix["mixture"][s] for s in src])
-    base = mix.get("baseline")
-    b = None if base is None else np.array([base["mixture"][s] for s in src])
-    bounds = {"optimum": _interval(mix), "baseline": _interval(base)}
-    if draws is not None:
-        from ..posterior import predict_intervals
-
-        pts = opt[None] if b is None else np.stack([opt, b])
-        iv = predict_intervals(draws, pts)
-        bounds = {"optimum": (float(iv.lower[0]), float(iv.upper[0]))}
-        if b is not None:
-            bounds["baseline"] = (float(iv.lower[1]), float(iv.upper[1]))
-    losses = {"optimum": (float(mix["predicted_loss"]),) + bounds["optimum"]}
-    if b is not None and base.get("predicted_loss") is not None:
-        losses["baseline"] = (float(base["predicted_loss"]),) + bounds["baseline"]
-    out = [("mixture", "Optimum against baseline",
-            "Proportions per source and predicted aggregate loss at the target (error bars: "
-            "posterior intervals when available).", plots.mixture_bars(src, opt, b, losses))]
-    per = mix.get("sources") or {}
-    num = lambda k: np.array([np.nan if per.get(s, {}).get(k) is None else per[s][k]  # noqa: E731
-                              for s in src], float)
-    tok = num("tokens")
-    if np.isfinite(tok).any():
-        out.append(("tokens", "Tokens and epochs per source",
-                    "Tokens of each source in the optimum at the target budget, available tokens "
-                    "and epochs when the constraints give them.",
-                    plots.tokens_bars(src, np.nan_to_num(tok), num("available_tokens"),
-                                      num("epochs"), mix.get("unit", "tokens"))))
-    return out
-
-
 _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
         "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:2px 6px}"
         "pre{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:85%}"
-        "img{max-width:100%}.warn{color:#a33}")
+        "img{max-width:100%}.warn{color:#a33}.muted{color:#666}"
+        ".verdict{font-size:115%;background:#eef6ee;padding:8px;border-left:4px solid #4a4}"
+        "table.summary td:not(:first-child){text-align:right;font-variant-numeric:tabular-nums}"
+        "tr.better td:nth-last-child(2){color:#262}tr.worse td:nth-last-child(2){color:#a33}")
 
 
-def build_report(model: NestedMixingLaw, target: TargetFit | None = None, *, runs: Any = None,
-                 mixture: Mapping[str, Any] | None = None, draws: Any = None,
-                 leave_one_out: bool = True) -> Report:
-    """Render the report of a fitted model.
+def _stages_of(model: Any, target: Any) -> list[StageFit]:
+    """Every stage fit behind a target, for the convergence table (any family)."""
+    if getattr(model, "family", None) == "auto":
+        return [s for f, t in zip(target.families, target.members)
+                for s in _stages_of(model.members_[f], t)] if target is not None else []
+    if isinstance(model, NestedMixingLaw):
+        return [s for s in (model.step_, None if target is None else target.size,
+                            None if target is None else target.mixing,
+                            None if target is None else target.implicit) if s is not None]
+    return [model.fit_]
 
-    Parameters
-    ----------
-    model : fitted estimator.
-    target : the target-scale stages (size, mixing); None reports the step stage only.
-    runs : the :class:`~mixlaws.runs.RunsTable` for data points of the step stage
-        (None: each run's last checkpoint only).
-    mixture : a MIX.json dict (``mixlaws optimize``) for the optimum/baseline and tokens figures.
-    draws : :class:`~mixlaws.posterior.PosteriorDraws` for intervals and sampling diagnostics.
-    leave_one_out : add leave-one-mixture-out points to the mixing figure.
+
+def _decision_figures(dec: Decision, mix: Mapping[str, Any], unit: str) -> list[tuple]:
+    """The summary's figures: mixture/loss/gain dot plot, per-domain changes, tokens per source."""
+    def trio(v: float | None, iv: tuple[float, float] | None) -> tuple:
+        return (v,) + (iv if iv is not None else (None, None))
+
+    losses = {"recommended": trio(dec.loss, dec.loss_interval)}
+    if dec.baseline is not None and dec.base_loss is not None:
+        losses["baseline"] = trio(dec.base_loss, dec.base_interval)
+    gain = None if dec.gain is None else trio(dec.gain, dec.gain_interval)
+    src = (f"with their intervals ({dec.interval_source})" if dec.interval_source else
+           "(no intervals: see the summary)")
+    out = [("mixture", "Recommended mixture against the baseline",
+            f"Shares per source; predicted aggregate loss and the gain at the target {src}.",
+            pdec.decision_dots(dec.sources, dec.optimum, dec.baseline, losses, gain, dec.level))]
+    if dec.dom_base is not None:
+        out.append(("domains", "Change per validation domain",
+                    "Predicted loss of the recommended mixture minus the baseline's, per "
+                    "validation domain (green: better, red: worse)" +
+                    ("; intervals from the posterior." if dec.dom_change_interval is not None
+                     else "; no per-domain intervals without posterior draws."),
+                    pdec.domain_changes(dec.domains, dec.dom_opt - dec.dom_base,
+                                        dec.dom_change_interval, dec.level)))
+    per = mix.get("sources") or {}
+    num = lambda k: np.array([np.nan if per.get(s, {}).get(k) is None else per[s][k]  # noqa: E731
+                              for s in dec.sources], float)
+    tok = num("tokens")
+    if np.isfinite(tok).any():
+        out.append(("tokens", "Tokens and epochs per source",
+                    "Tokens of each source in the recommended mixture at the target budget, "
+                    "available tokens and epochs when the constraints give them.",
+                    plots.tokens_bars(dec.sources, np.nan_to_num(tok), num("available_tokens"),
+                                      num("epochs"), mix.get("unit", unit))))
+    return out
+
+
+def _leave_one_out(target: TargetFit, model: NestedMixingLaw) -> tuple[np.ndarray | None, list[str]]:
+    """Leave-one-mixture-out predictions and a plain note on refits that did not converge.
+
+    The refits' own convergence warnings are collected (one per refit, naming domains a user
+    never fitted) and replaced by one warning that says what they concern.
     """
-    model._check_fitted()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        lo = leave_one_mixture_out(target, model.domains_, delta=model.delta, seed=model.seed)
+    bad = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    for w in caught:
+        if w not in bad:
+            warnings.warn(w.message, w.category, stacklevel=2)
+    if not bad:
+        return lo, []
+    full = "converged" if target.mixing.converged.all() else "also did not converge in places"
+    msg = (f"report: {len(bad)} of {len(target.mixture_labels)} leave-one-mixture-out refits of "
+           f"the mixing law did not fully converge, while the fit on all mixtures {full}; this "
+           "concerns only the held-out check (crosses in the mixing figure), not the "
+           "recommended mixture or its prediction")
+    warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+    return lo, [msg]
+
+
+def _nested_figures(model: NestedMixingLaw, target: TargetFit | None, runs: Any,
+                    dec: Decision | None, leave_one_out: bool) -> tuple[list, str, list[str]]:
     figs: list[tuple[str, str, str, Any]] = []
     resid: list[tuple] = []
+    notes: list[str] = []
     if model.step_ is not None:  # single-checkpoint sweeps have no step curves to draw
-        fig, panels = _step_figure(model, target, runs)
+        fig, panels = stage_figs.step_figure(model, target, runs)
         figs.append(("step", "Step stage: loss vs training progress",
-                     "Aggregate validation loss per run (points) and fitted step laws (lines), "
-                     "one panel per model size; dotted: target D*.", fig))
+                     "Aggregate validation loss per run (points) and fitted step laws (lines) with "
+                     "90 % bands of each run's point fit (Gauss–Newton, from its checkpoints; "
+                     "needs the runs table), one panel per model size; dotted: target D*.", fig))
         resid += panels
     lomo_note = ""
     if target is not None:
         if target.size is not None:
-            fig, panel = _size_figure(model, target)
+            fig, panel = stage_figs.size_figure(model, target)
             figs.append(("size", "Size stage: loss vs model size at D*",
-                         "Per mixture: step-law losses at D* (points) and the fitted size law; "
-                         "dotted: target N*.", fig))
+                         "Every mixture: step-law losses at D* (points), the fitted size law and "
+                         "its 90 % band (E, A given the exponent plus the exponent's standard "
+                         "error, Gauss–Newton at the point fit); dotted: target N*.", fig))
             resid.append(panel)
         w = model.weights_
         obs = _agg(target.stage_losses, w)
@@ -257,19 +223,27 @@ def build_report(model: NestedMixingLaw, target: TargetFit | None = None, *, run
             _agg(np.asarray(target.domain_losses(target.mixtures)), w)
         held = None
         if leave_one_out:
-            lo = leave_one_mixture_out(target, model.domains_, delta=model.delta, seed=model.seed)
+            lo, notes = _leave_one_out(target, model)
             if lo is None:
                 lomo_note = (f"Leave-one-mixture-out skipped: {len(obs) - 1} mixtures cannot fit "
                              f"the law ({len(model.sources_) + 2} needed).")
             else:
                 held = _agg(lo, w)
                 err = np.abs(held / obs - 1)
-                lomo_note = (f"Leave-one-mixture-out relative error: mean {100 * err.mean():.3f} %,"
+                lomo_note = (f"Leave-one-mixture-out relative error of the mixing law: mean "
+                             f"{100 * err.mean():.3f} %,"
                              f" max {100 * err.max():.3f} % over {len(obs)} mixtures.")
+        marks = None
+        if dec is not None:
+            marks = {"recommended": (dec.loss,) + (dec.loss_interval or (None, None))}
+            if dec.base_loss is not None:
+                marks["baseline"] = (dec.base_loss,) + (dec.base_interval or (None, None))
         figs.append(("mixing", "Mixing stage: predicted vs observed",
                      "Stage losses of each mixture at the target against the mixing law fitted "
-                     "on all mixtures (circles) and on all others (crosses). " + lomo_note,
-                     plots.mixing_parity(obs, fitted, held, target.mixture_labels)))
+                     "on all mixtures (circles) and on all others (crosses); dashed: predicted "
+                     "loss of the recommended mixture and the baseline (shaded: their "
+                     "intervals, when available). " + lomo_note,
+                     plots.mixing_parity(obs, fitted, held, target.mixture_labels, marks)))
         dom = np.asarray(target.domain_losses(target.mixtures))
         idx = np.repeat(np.arange(len(obs)), dom.shape[1]).astype(float)
         resid.append(("mixing stage (all domains)", idx, np.log(dom / target.stage_losses).ravel(),
@@ -280,33 +254,78 @@ def build_report(model: NestedMixingLaw, target: TargetFit | None = None, *, run
     if resid:
         figs.append(("residuals", "Residuals", "Log-residuals log(pred) - log(obs) of each stage "
                      "(≈ relative errors).", plots.residuals_plot(resid)))
-    if mixture is not None:
-        figs += _mixture_figures(model, mixture, draws)
+    return figs, lomo_note, notes
+
+
+def _section(f: Figure) -> str:
+    b64 = base64.b64encode(f.png).decode("ascii")
+    return (f"<h2 id='{f.name}'>{html.escape(f.title)}</h2><p>{html.escape(f.caption)}"
+            f"</p><img alt='{f.name}' src='data:image/png;base64,{b64}'>")
+
+
+def build_report(model: Any, target: Any = None, *, runs: Any = None,
+                 mixture: Mapping[str, Any] | None = None, draws: Any = None,
+                 leave_one_out: bool = True, level: float = 0.9,
+                 sections: Sequence[Any] = ()) -> Report:
+    """Render the report of a fitted model (any family).
+
+    Parameters
+    ----------
+    model : fitted estimator.
+    target : its target object at ``(N*, D*)``; None reports the fit only (and is taken from
+        MIX.json's target when ``mixture`` is given).
+    runs : the :class:`~mixlaws.runs.RunsTable` for data points and bands of the step stage
+        (None: each run's last checkpoint only, no step bands).
+    mixture : a MIX.json dict (``mixlaws optimize``): the decision summary at the top.
+    draws : :class:`~mixlaws.posterior.PosteriorDraws` at the target (nested family):
+        posterior intervals, P(better) and sampling diagnostics.
+    leave_one_out : add leave-one-mixture-out points to the mixing figure (nested family).
+    level : level of the summary's intervals when computed here.
+    sections : extra sections appended at the end, each with ``html`` (a fragment) and
+        ``figures`` (:class:`Figure`), e.g. the "what to train next" section.
+
+    The stage figures (step, size, mixing, residuals) are drawn for the nested family; the
+    summary, its figures, the convergence table and the fit report for every family.
+    """
+    model._check_fitted()
+    if target is None and mixture is not None:
+        target = model.target(mixture["target"]["params"], mixture["target"]["tokens"])
+    unit = model.progress_
+    dec = None if mixture is None else decision(target, mixture, draws=draws, level=level)
+    figs: list[tuple] = [] if dec is None else _decision_figures(dec, mixture, unit)
+    n_top = len(figs)
+    lomo_note, notes = "", []
+    if isinstance(model, NestedMixingLaw):
+        stage, lomo_note, notes = _nested_figures(model, target, runs, dec, leave_one_out)
+        figs += stage
     figures = tuple(Figure(n, t, c, plots.to_png(f)) for n, t, c, f in figs)
 
-    stages = [s for s in (model.step_, None if target is None else target.size,
-                          None if target is None else target.mixing,
-                          None if target is None else target.implicit) if s is not None]
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>mixlaws report</title>"
              f"<style>{_CSS}</style></head><body><h1>mixlaws report</h1>"]
-    if target is not None:
-        parts.append(f"<p>Target: N* = {target.params:.6g} parameters, D* = {target.tokens:.6g} "
-                     f"{model.progress_}.</p>")
-    if mixture is not None:
-        gain = mixture.get("gain")
-        parts.append(f"<p>Optimum predicted loss {float(mixture['predicted_loss']):.5g}"
-                     + (f", gain over baseline {gain:.4g}" if gain is not None else "") + ".</p>")
-    for f in figures:
-        b64 = base64.b64encode(f.png).decode("ascii")
-        parts.append(f"<h2 id='{f.name}'>{html.escape(f.title)}</h2><p>{html.escape(f.caption)}"
-                     f"</p><img alt='{f.name}' src='data:image/png;base64,{b64}'>")
-    parts.append(f"<h2 id='convergence'>Convergence</h2>{_stage_rows(stages)}")
+    fam = getattr(model, "family", None) or ("nested" if isinstance(model, NestedMixingLaw)
+                                             else type(model).__name__)
+    parts.append(f"<p>Law family: {html.escape(str(fam))}." + (
+        "" if target is None else f" Target: N* = {target.params:.6g} parameters, "
+        f"D* = {target.tokens:.6g} {unit}.") + "</p>")
+    if dec is not None:
+        parts.append(summary_html(dec, unit, held_out=lomo_note or None))
+    parts += [_section(f) for f in figures[:n_top]]
+    parts.append("<h2 id='diagnostics'>Diagnostics</h2>")
+    if not isinstance(model, NestedMixingLaw):
+        parts.append("<p>The stage figures are drawn for the nested family; the fit report "
+                     "below describes this fit.</p>")
+    parts += [f"<p class='warn'>{html.escape(n)}</p>" for n in notes]
+    parts += [_section(f) for f in figures[n_top:]]
+    parts.append(f"<h2 id='convergence'>Convergence</h2>{_stage_rows(_stages_of(model, target))}")
     diag = list(getattr(draws, "diagnostics", ()) or ())
     parts.append("<h2 id='sampling'>Sampling diagnostics</h2>" + (
         _dict_table(diag) if diag else "<p>No posterior draws in this report.</p>"))
     parts.append("<h2 id='fit-report'>Fit report</h2><pre>"
-                 + html.escape(fit_report(model, target)) + "</pre></body></html>")
-    return Report(html="\n".join(parts), figures=figures)
+                 + html.escape(fit_report(model, target)) + "</pre>")
+    parts += [sec.html for sec in sections]      # hook: sections at the end of the report
+    parts.append("</body></html>")
+    return Report(html="\n".join(parts),
+                  figures=figures + tuple(f for sec in sections for f in sec.figures))
 
 
 def write_report(report: Report, path: str | os.PathLike, png_dir: str | os.PathLike | None = None

@@ -67,8 +67,11 @@ def _run(truth, r, n, seed, name) -> pd.DataFrame:
 def recommend(df: pd.DataFrame, refit: str = "auto") -> tuple[np.ndarray, str]:
     """The mixture each strategy would train at the target (the same rule for all).
 
-    ``refit="auto"``: the nested law if it can predict the target, else joint; a family name:
-    that family only; then the best observed mixture at the largest size.
+    ``refit="auto"``: the nested law if it can predict the target, else joint; a family name
+    (``joint``, ``joint-mix``...): that family only; then, when no law can predict the target,
+    the best observed mixture at the largest size.  The law's mixture is its optimiser's
+    (``target(N*, D*).loss`` minimised over the simplex), not the best trained mixture: the
+    point of a law is to extrapolate to mixtures and scales nobody trained.
     """
     runs = validate_runs(df)
     for law in (("nested", "joint") if refit == "auto" else (refit,)):
@@ -77,17 +80,7 @@ def recommend(df: pd.DataFrame, refit: str = "auto") -> tuple[np.ndarray, str]:
             model.predict(runs.mixtures()[0][:1], *TARGET)
         except MixlawsError:
             continue
-        if law == "nested":
-            fit = model.target(*TARGET)
-            res = optimize_mixture(fit.loss, runs.sources, n_starts=8)
-        else:
-            import jax.numpy as jnp
-            p = model.fit_.params
-            tail = jnp.asarray(p["A"] * TARGET[0] ** -p["alpha"] + p["B"] * TARGET[1] ** -p["beta"])
-            w = jnp.asarray(model.weights_)
-            f = lambda r: (jnp.asarray(p["c"]) + jnp.asarray(p["k"]) *  # noqa: E731
-                           jnp.exp(jnp.asarray(p["t"]) @ r) + tail) @ w
-            res = optimize_mixture(f, runs.sources, n_starts=8)
+        res = optimize_mixture(model.target(*TARGET).loss, runs.sources, n_starts=8)
         return res.mixture, law
     last = df.sort_values("tokens").groupby("run").tail(1)
     top = last[last["params"] == last["params"].max()]
@@ -102,9 +95,17 @@ def _oracle(df: pd.DataFrame, truth, l_opt: float) -> float:
     return float(truth.aggregate(mix, *TARGET).min() - l_opt)
 
 
+def _state(df, truth, l_opt, spent, refit, compare) -> tuple:
+    r_hat, rule = recommend(df, refit)
+    other = {c: float(truth.aggregate(recommend(df, c)[0], *TARGET) - l_opt) for c in compare}
+    return (spent, float(truth.aggregate(r_hat, *TARGET) - l_opt), rule, _oracle(df, truth, l_opt),
+            other)
+
+
 def replay(seed: int, rounds: int, laws=("nested", "joint"), members: int = 8,
-           batch: int = 16, refit: str = "auto") -> dict[str, list[tuple[float, float, str]]]:
-    """Per strategy, ``(cumulative FLOPs, true regret, rule, best-trained regret)`` after the start and each round."""
+           batch: int = 16, refit: str = "auto", compare: tuple[str, ...] = ()) -> dict[str, list[tuple]]:
+    """Per strategy, ``(cumulative FLOPs, true regret, rule, best-trained regret, {rule: true
+    regret} for the ``compare`` rules)`` after the start and each round."""
     truth = size_dependent_truth(SOURCES, DOMAINS, seed=seed)
     r_opt, l_opt = true_optimum(truth, *TARGET)
     start_mix = sample_mixtures(N_START, len(SOURCES), seed=seed)
@@ -118,8 +119,7 @@ def replay(seed: int, rounds: int, laws=("nested", "joint"), members: int = 8,
     out: dict[str, list[tuple[float, float, str]]] = {}
     for strat in STRATEGIES:
         df, spent, bank, k = start.copy(), start_flops, 0.0, 0
-        r_hat, rule = recommend(df, refit)
-        hist = [(spent, float(truth.aggregate(r_hat, *TARGET) - l_opt), rule, _oracle(df, truth, l_opt))]
+        hist = [_state(df, truth, l_opt, spent, refit, compare)]
         queue = list(grid_queue)
         for rnd in range(rounds):
             bank += ROUND_FLOPS
@@ -151,9 +151,7 @@ def replay(seed: int, rounds: int, laws=("nested", "joint"), members: int = 8,
                 spent += cost
             if runs_new:
                 df = pd.concat([df, *runs_new], ignore_index=True)
-            r_hat, rule = recommend(df, refit)
-            hist.append((spent, float(truth.aggregate(r_hat, *TARGET) - l_opt), rule,
-                         _oracle(df, truth, l_opt)))
+            hist.append(_state(df, truth, l_opt, spent, refit, compare))
         out[strat] = hist
     return out
 
@@ -185,6 +183,8 @@ def main() -> None:
                     "(nested, else joint) or one family, e.g. joint")
     ap.add_argument("--laws", default=None, help="families suggest plans with (default: "
                     "nested,joint with --refit auto, else the --refit family)")
+    ap.add_argument("--compare", default="", help="also print the final true regret of these "
+                    "refit rules on the same tables (comma-separated; diagnostic)")
     ap.add_argument("--members", type=int, default=8, help="ensemble members per family")
     ap.add_argument("--batch", type=int, default=16, help="suggest's runs per round at most")
     ap.add_argument("--speed", action="store_true", help="only time suggest on a 7-source, "
@@ -198,12 +198,13 @@ def main() -> None:
     seeds = ([0, 1, 2] if args.tune else [int(s) for s in args.seeds.split(",")] if args.seeds
              else [100, 101, 102] if args.quick else list(range(100, 106)))
     rounds = args.rounds or (3 if args.quick else 4)
+    compare = tuple(c for c in args.compare.split(",") if c)
     t0 = time.time()
     res = {}
     for s in seeds:
         t = time.time()
         res[s] = replay(s, rounds, tuple(args.laws.split(",")), args.members, args.batch,
-                        args.refit)
+                        args.refit, compare)
         fin = {k: v[-1][1] for k, v in res[s].items()}
         print(f"seed {s}: final true regret " + ", ".join(f"{k} {v:.4g}" for k, v in fin.items())
               + f"  ({time.time() - t:.0f} s)", flush=True)
@@ -223,6 +224,9 @@ def main() -> None:
     for i in range(rounds + 1):
         print(f"{i:>5} {flops[i]:>9.3g} " + " ".join(
             f"{np.mean([res[s][st][i][3] for s in seeds]):>18.4g}" for st in STRATEGIES))
+    for c in compare:
+        print(f"final true regret with refit rule {c} on the same tables: " + ", ".join(
+            f"{st} {np.mean([res[s][st][-1][4][c] for s in seeds]):.4g}" for st in STRATEGIES))
     spent = {st: np.array([[h[0] for h in res[s][st]] for s in seeds]).mean(0)[-1]
              for st in STRATEGIES}
     print("compute spent (mean): " + ", ".join(f"{k} {v:.4g}" for k, v in spent.items()))

@@ -18,7 +18,8 @@ from typing import Any
 from ..errors import MixlawsError, ScaleError
 from ._main import _add_fit_options, _add_target, _emit, parse_quantity
 
-__all__ = ["add_suggest_parser", "cmd_suggest", "parse_sizes"]
+__all__ = ["add_suggest_parser", "cmd_suggest", "parse_sizes", "add_report_suggest_options",
+           "report_suggestion"]
 
 
 def parse_sizes(text: str) -> list[float]:
@@ -88,3 +89,43 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         result.proposals.to_csv(args.output, index=False, lineterminator="\n", float_format="%.17g")
     _emit(result.to_dict(), None)
     return 0
+
+
+def add_report_suggest_options(p: Any) -> None:
+    """``--suggest-budget/--suggest-batch/--suggest-sizes`` for ``report`` and ``run``."""
+    g = p.add_argument_group("what to train next (off by default: the ensemble of refits takes "
+                             "from seconds to a minute)")
+    g.add_argument("--suggest-budget", metavar="FLOPS",
+                   help="append a 'What to train next' section: runs within this compute "
+                        "(sum of 6 N D, e.g. 5e18), as `mixlaws suggest` proposes them")
+    g.add_argument("--suggest-batch", type=int, default=8, metavar="K",
+                   help="at most K proposed runs (default 8)")
+    g.add_argument("--suggest-sizes", metavar="N1,N2,...",
+                   help="model sizes the team can train (default: the table's)")
+
+
+def report_suggestion(args: argparse.Namespace, model: Any, runs: Any, params: float | None,
+                      tokens: float | None) -> Any:
+    """The :class:`~mixlaws.design.Suggestion` for the report section, or None when not asked.
+
+    Plans with the fitted model's own family and settings (a nested fit: ``nested`` or
+    ``nested-tied``).
+    """
+    if not getattr(args, "suggest_budget", None):
+        return None
+    from ..design import suggest_runs
+
+    if runs is None or params is None or tokens is None:
+        raise MixlawsError("--suggest-budget needs the runs table and a target (--params and "
+                           "--tokens, or --mixture)")
+    try:
+        budget = parse_quantity(args.suggest_budget)
+    except argparse.ArgumentTypeError as exc:
+        raise ScaleError(f"--suggest-budget: {exc}") from None
+    law = "nested-tied" if getattr(model, "tie_beta", "run") == "all" else "nested"
+    settings = {k: v for k, v in model.get_params().items()
+                if k in ("val_weights", "implicit", "tie_alpha", "warmup", "delta")}
+    sizes = parse_sizes(args.suggest_sizes) if args.suggest_sizes else None
+    return suggest_runs(runs, float(params), float(tokens), budget, sizes=sizes,
+                        batch=args.suggest_batch, laws=(law,), settings=settings,
+                        seed=getattr(args, "seed", 0) or 0)

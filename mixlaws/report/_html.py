@@ -221,7 +221,7 @@ _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
 
 def build_report(model: NestedMixingLaw, target: TargetFit | None = None, *, runs: Any = None,
                  mixture: Mapping[str, Any] | None = None, draws: Any = None,
-                 leave_one_out: bool = True) -> Report:
+                 leave_one_out: bool = True, sections: Sequence[Any] = ()) -> Report:
     """Render the report of a fitted model.
 
     Parameters
@@ -233,6 +233,8 @@ def build_report(model: NestedMixingLaw, target: TargetFit | None = None, *, run
     mixture : a MIX.json dict (``mixlaws optimize``) for the optimum/baseline and tokens figures.
     draws : :class:`~mixlaws.posterior.PosteriorDraws` for intervals and sampling diagnostics.
     leave_one_out : add leave-one-mixture-out points to the mixing figure.
+    sections : extra sections appended at the end, each with ``html`` (a fragment) and
+        ``figures`` (:class:`Figure`), e.g. :func:`mixlaws.design.suggestion_section`.
     """
     model._check_fitted()
     figs: list[tuple[str, str, str, Any]] = []
@@ -305,8 +307,11 @@ def build_report(model: NestedMixingLaw, target: TargetFit | None = None, *, run
     parts.append("<h2 id='sampling'>Sampling diagnostics</h2>" + (
         _dict_table(diag) if diag else "<p>No posterior draws in this report.</p>"))
     parts.append("<h2 id='fit-report'>Fit report</h2><pre>"
-                 + html.escape(fit_report(model, target)) + "</pre></body></html>")
-    return Report(html="\n".join(parts), figures=figures)
+                 + html.escape(fit_report(model, target)) + "</pre>")
+    parts += [sec.html for sec in sections]  # hook: e.g. "What to train next" (mixlaws.design)
+    parts.append("</body></html>")
+    return Report(html="\n".join(parts),
+                  figures=figures + tuple(f for sec in sections for f in sec.figures))
 
 
 def write_report(report: Report, path: str | os.PathLike, png_dir: str | os.PathLike | None = None

@@ -10,7 +10,9 @@ chosen law families (:mod:`mixlaws.design._ensemble`).
 A table from which the target cannot be predicted yet (one run, one size, fewer mixtures than
 the mixing law has parameters) gets a design rule instead of an error: space-filling mixtures at
 the smallest size until the mixing law over ``M`` sources is identified (``M + 2`` mixtures),
-then a second size for the mixtures that have one, so that their size laws are identified.
+then, when a joint family is asked for (it needs runs at ≥ 3 model sizes), one trained mixture
+at each trainable size the table lacks, then a second size for the mixtures that have one, so
+that their (nested) size laws are identified.
 """
 
 from __future__ import annotations
@@ -135,7 +137,8 @@ def _rows(sources, picks: list[tuple[ProposedRun, float, str, str, str]]) -> pd.
     return pd.DataFrame(cols)
 
 
-def _cold_start(summary, sizes, ratio, budget, batch, C, tokens, rng, params) -> tuple[list, list[str]]:
+def _cold_start(summary, sizes, ratio, budget, batch, C, tokens, rng, params,
+                n_sizes: int = 2) -> tuple[list, list[str]]:
     """Design rule when the target cannot be predicted: space-filling, then second sizes."""
     M = len(summary.sources)
     need = M + 2
@@ -179,6 +182,15 @@ def _cold_start(summary, sizes, ratio, budget, batch, C, tokens, rng, params) ->
         order = farthest_points(np.array([m[0] for m in mixes]), np.empty((0, M)), len(mixes)) \
             if mixes else []
         order += [i for i in range(len(mixes)) if i not in order]
+        have_sizes = [float(n) for n in np.unique(summary.run_params)] + \
+            ([s0] if any(m[3] == "new" for m in mixes) else [])
+        missing = [float(n) for n in sizes if not any(abs(n - h) <= 1e-6 * n for h in have_sizes)]
+        for n, i in zip(missing[:max(0, n_sizes - len(set(have_sizes)))], order):
+            r, label, have, kind = mixes[i]
+            if add(ProposedRun(r, n, tok(n)),
+                   f"mixture {label} at {size_label(n)}: the joint laws need runs at ≥ {n_sizes} "
+                   f"model sizes, the table has {len(set(have_sizes))}", kind, label):
+                have.append(n)
         for i in order:
             r, label, have, kind = mixes[i]
             if len(have) != 1:
@@ -265,7 +277,9 @@ def suggest_runs(runs: RunsTable, params: float, tokens: float, budget: float, *
                                   settings=settings, seed=seed)
     notes += ens_notes
     if ens is None or len(ens.members) < 2:
-        picks, cold = _cold_start(summary, sizes_, ratio, budget, batch, C, tokens, rng, params)
+        joint = any(family(n).estimator is not NestedMixingLaw for n in laws)
+        picks, cold = _cold_start(summary, sizes_, ratio, budget, batch, C, tokens, rng, params,
+                                  n_sizes=3 if joint else 2)
         return Suggestion(sources, _rows(sources, picks), None, None, None, None, (), float(budget),
                           target, tuple(laws), None, "design rule", tuple(notes + cold))
     return _plan(ens, summary, sizes_, ratio, budget, batch, C, target, laws, n_draws, n_new,

@@ -128,6 +128,23 @@ def test_cold_start_for_a_joint_family_reaches_three_sizes():
     assert s2.criterion == "design rule" and not s2.proposals["reason"].str.contains("≥ 3").any()
 
 
+def test_pool_mode_proposes_only_pool_runs(sweep):
+    R = sample_mixtures(5, 3, seed=9, include_uniform=False)
+    pool = pd.DataFrame({"run": [f"p{i}" for i in range(5)] + [sweep["run"].iloc[0]],
+                         "params": [5e7] * 5 + [2e7], "tokens": [1e9] * 5 + [4e8],
+                         **{f"mix:{x}": [*R[:, j], 0.2] for j, x in enumerate(SOURCES)}})
+    s = _suggest(sweep, budget=7e17, pool=pool)
+    P = s.proposals
+    assert len(P) >= 1 and set(P["kind"]) == {"pool"} and P["flops"].sum() <= 7e17
+    assert set(P["mixture"]) <= {f"p{i}" for i in range(5)}        # the table's own run skipped
+    assert P["reason"].str.startswith("pool run").all()
+    from mixlaws.errors import InsufficientDataError, ScaleError
+    with pytest.raises(InsufficientDataError, match="pool"):
+        _suggest(sweep[sweep["run"] == sweep["run"].iloc[0]], budget=7e17, pool=pool)
+    with pytest.raises(ScaleError, match="mix:books"):
+        _suggest(sweep, budget=7e17, pool=pool.drop(columns="mix:books"))
+
+
 def test_report_section_at_the_end_of_the_html(sweep, suggestion):
     from mixlaws.fit import NestedMixingLaw
     from mixlaws.report import build_report

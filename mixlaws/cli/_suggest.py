@@ -2,7 +2,8 @@
 
     mixlaws suggest RUNS.csv --params N* --tokens D* --budget FLOPS
         [--sizes 20M,50M,100M] [--tokens-per-param R] [--batch K]
-        [--constraints C.yaml] [--law nested[,joint...]] [--seed S] [-o NEXT.csv]
+        [--constraints C.yaml] [--law nested[,joint...]] [--pool POOL.csv] [--seed S]
+        [-o NEXT.csv]
 
 Writes one row per proposed run to ``-o`` (CSV: ``params, tokens, mix:<source>..., flops,
 value, reason, kind, mixture, start_tokens``) and prints the same proposals as JSON with the
@@ -51,6 +52,9 @@ def add_suggest_parser(sub: Any) -> None:
                    help="law family, or comma-separated families for a structural ensemble "
                         "(default nested)")
     p.add_argument("--members", type=int, default=16, help="ensemble members per family (default 16)")
+    p.add_argument("--pool", metavar="POOL.csv",
+                   help="propose only runs of this finite pool (CSV: params, tokens, "
+                        "mix:<source>..., optional run); rows whose run is in the table are skipped")
     p.add_argument("-o", "--output", metavar="NEXT.csv", help="proposals CSV (default: none)")
     p.set_defaults(func=cmd_suggest)
 
@@ -81,10 +85,18 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if args.members < 2:
         raise MixlawsError(f"--members must be ≥ 2, got {args.members}")
     sizes = parse_sizes(args.sizes) if args.sizes else None
+    pool = None
+    if args.pool:
+        import pandas as pd
+
+        try:
+            pool = pd.read_csv(args.pool)
+        except (OSError, ValueError) as exc:
+            raise MixlawsError(f"--pool {args.pool}: cannot read it as CSV ({exc})") from None
     result = suggest_runs(runs, args.params, args.tokens, budget, sizes=sizes,
                           tokens_per_param=args.tokens_per_param, batch=args.batch,
                           constraints=constraints, laws=laws, settings=settings,
-                          n_members=args.members, seed=args.seed)
+                          n_members=args.members, pool=pool, seed=args.seed)
     if args.output:
         result.proposals.to_csv(args.output, index=False, lineterminator="\n", float_format="%.17g")
     _emit(result.to_dict(), None)

@@ -8,8 +8,9 @@ smallest size.  Each round adds the same compute to each strategy (unspent compu
 over to the next round):
 
 ``suggest``  :func:`mixlaws.design.suggest_runs` with the families the refit rule below uses
-             (``joint-mix``; ``nested,joint`` with ``--refit auto``; 8 members each) and batch 16 (so that it can spend the round's
-             compute on cheap runs: equal compute, not equal run counts);
+             (``joint-mix``; ``nested,joint`` with ``--refit auto``; 8 members each) and
+             batch 16 (so that it can spend the round's compute on cheap runs: equal
+             compute, not equal run counts);
 ``random``   random mixtures (``sample_mixtures``) at sizes drawn uniformly from the sizes;
 ``grid``     Ye-style: the same mixtures at every size (first the initial mixtures at the
              next size up, then fresh mixtures at every size, smallest first).

@@ -39,7 +39,7 @@ from mixlaws.runs import validate_runs
 
 TARGET_N = 302_300_000
 N_START = 10
-ROUND_FLOPS = 6e19      # ~ one 201.5M run + one 85.1M run + a few 18.9M runs
+ROUND_FLOPS = 1.5e20    # ~ 3 runs at 201.5M + 1 at 85.1M: ~12 % of the pool per round (the start is 1.8e20)
 STRATEGIES = ("suggest", "random", "grid")
 
 

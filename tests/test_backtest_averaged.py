@@ -163,3 +163,25 @@ def test_cli_run_by_default_reports_structural_intervals(sweep, tmp_path) -> Non
     assert u["posterior"] == "structural" and u["lower"] < mix["predicted_loss"] < u["upper"]
     assert 0.0 <= u["versus_baseline"]["p_better"] <= 1.0
     assert u["versus_baseline"]["gain"] == pytest.approx(mix["gain"], rel=1e-6)
+
+
+def test_a_family_no_backtest_fold_could_score_gets_weight_zero() -> None:
+    import pandas as pd
+
+    from mixlaws.backtest import BacktestResult, family_weights
+    from mixlaws.backtest._score import PREDICTION_COLUMNS
+
+    rng = np.random.default_rng(2)
+    rows = [{"family": "nested", "fold": "mixtures", "part": k, "run": f"r{k}-{i}",
+             "params": 1e8, "tokens": 1e9, "observed": 3.0, "predicted": 3.0, "rel_error": 0.0,
+             "log_ratio": float(rng.normal(0, 0.01)), "dN": 0.0, "dD": 0.0, "hull": 0.0}
+            for k in range(3) for i in range(4)]
+    status = pd.DataFrame([{"family": f, "fold": "mixtures", "part": k, "status": s,
+                            "reason": None if s == "ok" else "cannot fit", "seconds": 0.0,
+                            "n_warnings": 0, "warning": None}
+                           for f, s in (("nested", "ok"), ("joint", "failed")) for k in range(3)])
+    res = BacktestResult(pd.DataFrame(rows)[list(PREDICTION_COLUMNS)], status,
+                         settings={"families": ["nested", "joint"]})
+    w, notes = family_weights(res, ("nested", "joint"))
+    assert w == {"nested": 1.0, "joint": 0.0}
+    assert any("joint has weight 0" in n for n in notes)

@@ -10,7 +10,7 @@ import pytest
 
 from mixlaws.cli import main
 from mixlaws.design import (Fantasies, feasible_mask, greedy_batch, run_flops, suggest_runs,
-                            suggestion_report)
+                            suggestion_report, suggestion_section)
 from mixlaws.optimize import constraints_from_dict
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import random_truth, sample_mixtures, simulate_sweep
@@ -111,6 +111,73 @@ def test_one_run_table_gets_a_design_with_reasons():
     R = P[[f"mix:{x}" for x in SOURCES]].to_numpy(float)
     np.testing.assert_allclose(R.sum(1), 1.0, atol=1e-12)
     assert len({tuple(r) for r in np.round(R, 9)}) == len(R)
+
+
+def test_cold_start_for_a_joint_family_reaches_three_sizes():
+    df = _table(n_mix=6, sizes=(2e7,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = suggest_runs(validate_runs(df), *TARGET, 3e18, sizes=(2e7, 5e7, 1e8), batch=4,
+                         laws=("joint",), **SMALL)
+    assert s.criterion == "design rule"
+    P = s.proposals
+    assert {5e7, 1e8} <= set(P["params"]) and P["flops"].sum() <= 3e18
+    assert P["reason"].str.contains("≥ 3 model sizes").any()
+    # the nested family alone asks for second sizes, not a third
+    s2 = _suggest(df, budget=3e18)
+    assert s2.criterion == "design rule" and not s2.proposals["reason"].str.contains("≥ 3").any()
+
+
+def test_pool_mode_proposes_only_pool_runs(sweep):
+    R = sample_mixtures(5, 3, seed=9, include_uniform=False)
+    pool = pd.DataFrame({"run": [f"p{i}" for i in range(5)] + [sweep["run"].iloc[0]],
+                         "params": [5e7] * 5 + [2e7], "tokens": [1e9] * 5 + [4e8],
+                         **{f"mix:{x}": [*R[:, j], 0.2] for j, x in enumerate(SOURCES)}})
+    s = _suggest(sweep, budget=7e17, pool=pool)
+    P = s.proposals
+    assert len(P) >= 1 and set(P["kind"]) == {"pool"} and P["flops"].sum() <= 7e17
+    assert set(P["mixture"]) <= {f"p{i}" for i in range(5)}        # the table's own run skipped
+    assert P["reason"].str.startswith("pool run").all()
+    from mixlaws.errors import InsufficientDataError, ScaleError
+    with pytest.raises(InsufficientDataError, match="pool"):
+        _suggest(sweep[sweep["run"] == sweep["run"].iloc[0]], budget=7e17, pool=pool)
+    with pytest.raises(ScaleError, match="mix:books"):
+        _suggest(sweep, budget=7e17, pool=pool.drop(columns="mix:books"))
+
+
+def test_report_section_at_the_end_of_the_html(sweep, suggestion):
+    from mixlaws.fit import NestedMixingLaw
+    from mixlaws.report import build_report
+
+    sec = suggestion_section(suggestion)
+    assert "What to train next" in sec.html and sec.html.count("<tr>") == len(suggestion.proposals) + 1
+    assert [f.name for f in sec.figures] == ["suggest"] and sec.figures[0].png[:4] == b"\x89PNG"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = NestedMixingLaw().fit(validate_runs(sweep))
+        rep = build_report(model, model.target(*TARGET), sections=[sec], leave_one_out=False)
+    assert rep.html.index("id='fit-report'") < rep.html.index("id='suggest'")
+    assert rep.html.rstrip().endswith("</body></html>") and rep.figures[-1].name == "suggest"
+    plain = build_report(model, None)
+    assert "What to train next" not in plain.html
+
+
+def test_cli_report_suggest_budget(tmp_path, capsys):
+    path, fit = tmp_path / "runs.csv", tmp_path / "fit.json"
+    _table().to_csv(path, index=False)
+    assert main(["--quiet", "fit", str(path), "-o", str(fit)]) == 0
+    out = tmp_path / "r.html"
+    base = ["--quiet", "report", str(fit), "--runs", str(path), "-o", str(out)]
+    assert main(base + ["--suggest-budget", "1e18"]) == 2          # no target
+    assert "needs the runs table and a target" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        # the tiny sweep's mixing-stage covariance (fit/_stages.py) warns; not what is tested
+        warnings.simplefilter("ignore", RuntimeWarning)
+        code = main(base + ["--params", "1B", "--tokens", "20B", "--suggest-budget", "1e18",
+                            "--suggest-batch", "2"])
+    assert code == 0
+    text = out.read_text()
+    assert "What to train next" in text and text.index("id='fit-report'") < text.index("id='suggest'")
 
 
 def _cli(tmp_path, capsys, *extra):

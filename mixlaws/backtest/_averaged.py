@@ -393,6 +393,12 @@ def family_weights(result: BacktestResult, families: Sequence[str],
     p = p[p["family"].isin(fams)].copy()
     p["unit"] = p["fold"] + ":" + p["part"].astype(str)
     wide = p.pivot_table(index=["unit", "run"], columns="family", values="log_ratio").dropna()
+    unscored = [f for f in fams if f not in wide.columns]
+    if unscored and len(unscored) < len(fams):   # no backtest fold could score them: weight 0
+        kept, why = family_weights(result, [f for f in fams if f not in unscored], method)
+        return ({f: kept.get(f, 0.0) for f in fams}, why + [
+            f"law family {f} has weight 0: none of its backtest folds could be fitted"
+            for f in unscored])
     if wide.empty or len(fams) == 1:
         why = [] if len(fams) == 1 else ["no backtest target was predicted by every family: "
                                          "the families are weighted equally"]

@@ -250,7 +250,7 @@ def _run_into(args: argparse.Namespace, out, root: str) -> tuple[dict[str, Any],
             f.write(_export_text(out("mixture.json"), fmt, args))
         written.append(name)
     written += _write_html_report(model, target, runs, mix, out("report.html"), out("figures"),
-                                  root)
+                                  root, _suggestion(args, model, runs, out))
     summary = {
         "target": mix["target"], "predicted_loss": mix["predicted_loss"],
         "mixture": mix["mixture"], "baseline": mix["baseline"], "gain": mix["gain"],
@@ -262,13 +262,33 @@ def _run_into(args: argparse.Namespace, out, root: str) -> tuple[dict[str, Any],
     return summary, report
 
 
-def _write_html_report(model, target, runs, mix, path: str, png_dir: str, root: str) -> list[str]:
+def _suggestion(args: argparse.Namespace, model: Any, runs: Any, out: Any) -> list[Any]:
+    """``--suggest-budget``: the report section (and suggestions.csv in ``run``'s OUTDIR)."""
+    if not getattr(args, "suggest_budget", None):
+        return []
+    from ._suggest import report_suggestion
+    from ..design import suggestion_section
+    from ..progress import progress
+
+    with progress("planning the next runs (--suggest-budget)"):
+        s = report_suggestion(args, model, runs, args.params, args.tokens)
+
+    if out is not None:
+        s.proposals.to_csv(out("suggestions.csv"), index=False, lineterminator="\n",
+                           float_format="%.17g")
+    return [suggestion_section(s)]
+
+
+def _write_html_report(model, target, runs, mix, path: str, png_dir: str, root: str,
+                       sections: Any = ()) -> list[str]:
     from ..progress import progress
     from ..report import build_report, write_report
 
     with progress("writing the HTML report"):
-        files = write_report(build_report(model, target, runs=runs, mixture=mix), path, png_dir)
-    return [os.path.relpath(f, root) for f in files]
+        files = write_report(build_report(model, target, runs=runs, mixture=mix,
+                                          sections=sections), path, png_dir)
+    extra = [os.path.join(root, "suggestions.csv")] if sections else []
+    return [os.path.relpath(f, root) for f in files + extra]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -299,7 +319,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     out = args.output
     png_dir = os.path.splitext(out)[0] + "_figures" if args.png else None
-    report = build_report(model, target, runs=runs, mixture=mix, draws=draws)
+    sections = []
+    if getattr(args, "suggest_budget", None):
+        args.params, args.tokens = N, D
+        sections = _suggestion(args, model, runs, None)
+    report = build_report(model, target, runs=runs, mixture=mix, draws=draws, sections=sections)
     for fig in report.figures if png_dir else ():
         os.makedirs(png_dir, exist_ok=True)
         write_text(os.path.join(png_dir, f"{fig.name}.png"), fig.png, _INPUTS)
@@ -498,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated export formats (default json,megatron,hf; "
                         f"available: {','.join(sorted(FORMATS))})")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
+    from ._suggest import add_report_suggest_options; add_report_suggest_options(p)  # noqa: E702
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="self-contained HTML report of a fit: the recommended "
@@ -517,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=argparse.SUPPRESS)
     p.add_argument("--png", action="store_true", help="also save the figures as PNG files")
     p.add_argument("-o", "--output", default="report.html", help="HTML file (default report.html)")
+    add_report_suggest_options(p)
     p.set_defaults(func=cmd_report)
     from ._backtest import add_backtest_parser; add_backtest_parser(sub)  # noqa: E702
     return parser

@@ -9,7 +9,10 @@ A *candidate* is one decision of the experimenter and consists of one or two run
     checkpoints come free);
 ``new``
     a new mixture, either one run at one size or a *ladder* of runs at the two smallest sizes
-    (what the nested family needs before a mixture enters its size stage).
+    (what the nested family needs before a mixture enters its size stage);
+``pool``
+    one run of a finite pool of purchasable runs (:func:`pool_candidates`: runs already
+    trained elsewhere, or the only configurations a team can afford), instead of the above.
 
 Compute is counted as :math:`C = 6 N (D - D_0)` FLOPs for a run of ``N`` parameters trained
 from ``D_0`` to ``D`` tokens (``D_0 = 0`` for a new run).
@@ -26,7 +29,7 @@ from ..optimize import Constraints, feasible_points, linear_items
 
 __all__ = ["FLOPS_PER_PARAM_TOKEN", "run_flops", "ProposedRun", "Candidate", "TableSummary",
            "summarise_table", "feasible_mask", "mixture_cloud", "tidy_mixtures", "farthest_points",
-           "build_candidates"]
+           "build_candidates", "pool_candidates"]
 
 FLOPS_PER_PARAM_TOKEN = 6.0
 """Training FLOPs per parameter and token (forward + backward), ``C = 6 N D``."""
@@ -219,3 +222,29 @@ def build_candidates(summary: TableSummary, sizes: np.ndarray, ratio: float,
             out.append(Candidate("new", label, r, tuple(ProposedRun(r, float(n), tok(n))
                                                         for n in sizes[:2]), note=new_notes[i]))
     return out
+
+
+def pool_candidates(pool, sources, constraints: Constraints,
+                    total_tokens: float | None) -> list[Candidate]:
+    """One single-run ``pool`` candidate per feasible row of ``pool``.
+
+    ``pool`` is a DataFrame with ``params``, ``tokens`` and ``mix:<source>`` for every source
+    (optional ``run``: the label; default ``pool-<row>``), one row per purchasable run trained
+    from scratch to ``tokens``.
+    """
+    need = ["params", "tokens", *[f"mix:{s}" for s in sources]]
+    missing = [c for c in need if c not in pool.columns]
+    if missing:
+        raise ScaleError(f"the pool of runs lacks column(s) {', '.join(missing)} (needs params, "
+                         f"tokens and mix:<source> for the table's sources)")
+    R = pool[need[2:]].to_numpy(float)
+    N, D = pool["params"].to_numpy(float), pool["tokens"].to_numpy(float)
+    if np.any(~np.isfinite(R)) or np.any(R < 0) or np.any(~(N > 0)) or np.any(~(D > 0)):
+        raise ScaleError("the pool of runs needs positive params and tokens and mixtures of "
+                         "non-negative shares")
+    R = R / R.sum(1, keepdims=True)
+    labels = (pool["run"].astype(str).tolist() if "run" in pool.columns
+              else [f"pool-{i}" for i in range(len(pool))])
+    ok = feasible_mask(constraints, total_tokens, R)
+    return [Candidate("pool", labels[i], R[i], (ProposedRun(R[i], float(N[i]), float(D[i])),),
+                      note="pool") for i in range(len(pool)) if ok[i]]

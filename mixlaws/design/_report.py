@@ -1,13 +1,19 @@
 """Report hook: the proposals table and a figure of how the target optimum's uncertainty shrinks.
 
-For ``mixlaws report`` (wired in by the report module): :func:`suggestion_report` returns the
-proposals as a DataFrame and a matplotlib :class:`~matplotlib.figure.Figure` with, against the
-cumulative compute of the proposed runs (in the order they were picked), the expected regret of
-the target optimum and the posterior spread of its location (mean L1 distance of the ensemble
-members' optima from their weighted mean), both under the fantasised outcomes.
+:func:`suggestion_report` returns the proposals as a DataFrame and a matplotlib
+:class:`~matplotlib.figure.Figure` with, against the cumulative compute of the proposed runs
+(in the order they were picked), the expected regret of the target optimum and the posterior
+spread of its location (mean L1 distance of the ensemble members' optima from their weighted
+mean), both under the fantasised outcomes.  :func:`suggestion_section` renders both as the
+"What to train next" section that ``mixlaws report``/``run --suggest-budget`` append at the end
+of the HTML report (``build_report(..., sections=[...])``).
 """
 
 from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -17,9 +23,11 @@ import pandas as pd  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ..report import Figure as ReportFigure  # noqa: E402
+from ..report import to_png  # noqa: E402
 from ._suggest import Suggestion  # noqa: E402
 
-__all__ = ["suggestion_figure", "suggestion_report"]
+__all__ = ["suggestion_figure", "suggestion_report", "SuggestionSection", "suggestion_section"]
 
 
 def suggestion_figure(s: Suggestion) -> Figure:
@@ -54,3 +62,48 @@ def suggestion_figure(s: Suggestion) -> Figure:
 def suggestion_report(s: Suggestion) -> tuple[pd.DataFrame, Figure]:
     """The proposals table (a copy) and :func:`suggestion_figure`."""
     return s.proposals.copy(), suggestion_figure(s)
+
+
+@dataclass(frozen=True)
+class SuggestionSection:
+    """An HTML report section: the ``html`` fragment (figure embedded) and its ``figures``."""
+
+    html: str
+    figures: tuple[ReportFigure, ...]
+
+
+def _mix_text(sources, row) -> str:
+    r = np.array([float(row[f"mix:{s}"]) for s in sources])
+    order = np.argsort(-r)
+    return ", ".join(f"{sources[j]} {r[j]:.3f}" for j in order if r[j] >= 5e-4)
+
+
+def suggestion_section(s: Suggestion) -> SuggestionSection:
+    """The "What to train next" section: the proposals, the regret before/after and the figure."""
+    png = to_png(suggestion_figure(s))
+    fig = ReportFigure("suggest", "What to train next",
+                       "Expected regret and spread of the target optimum as the proposed runs "
+                       "are added (fantasised outcomes).", png)
+    P = s.proposals
+    head = ("<tr><th>#</th><th>params</th><th>tokens</th><th>mixture</th><th>FLOPs</th>"
+            "<th>value (nats/FLOP)</th><th>why</th></tr>")
+    rows = "".join(
+        f"<tr><td>{i + 1}</td><td>{rec['params']:.4g}</td><td>{rec['tokens']:.4g}</td>"
+        f"<td>{html.escape(_mix_text(s.sources, rec))}</td><td>{rec['flops']:.3g}</td>"
+        f"<td>{rec['value']:.3g}</td><td>{html.escape(str(rec['reason']))}</td></tr>"
+        for i, rec in enumerate(P.to_dict("records")))
+    if s.regret_before is None:
+        summary = ("The target cannot be predicted from this table yet: the runs below follow "
+                   "the design rule (space-filling mixtures, then second sizes).")
+    else:
+        summary = (f"{len(P)} runs, {P['flops'].sum():.3g} of {s.budget:.3g} FLOPs; expected "
+                   f"regret of the target optimum {s.regret_before:.3g} → {s.regret_after:.3g} "
+                   f"nats, spread of its location {s.spread_before:.3g} → {s.spread_after:.3g} "
+                   f"(mean L1). Criterion: {s.criterion}; laws {', '.join(s.laws)}.")
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in s.notes)
+    b64 = base64.b64encode(png).decode("ascii")
+    body = (f"<h2 id='suggest'>What to train next</h2><p>{html.escape(summary)}</p>"
+            f"<table>{head}{rows}</table><p>{html.escape(fig.caption)}</p>"
+            f"<img alt='suggest' src='data:image/png;base64,{b64}'>"
+            + (f"<ul>{notes}</ul>" if notes else ""))
+    return SuggestionSection(body, (fig,))

@@ -10,7 +10,9 @@ chosen law families (:mod:`mixlaws.design._ensemble`).
 A table from which the target cannot be predicted yet (one run, one size, fewer mixtures than
 the mixing law has parameters) gets a design rule instead of an error: space-filling mixtures at
 the smallest size until the mixing law over ``M`` sources is identified (``M + 2`` mixtures),
-then a second size for the mixtures that have one, so that their size laws are identified.
+then, when a joint family is asked for (it needs runs at ≥ 3 model sizes), one trained mixture
+at each trainable size the table lacks, then a second size for the mixtures that have one, so
+that their (nested) size laws are identified.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ConstraintError, MixlawsError, ScaleError
+from ..errors import ConstraintError, InsufficientDataError, MixlawsError, ScaleError
 from ..fit import NestedMixingLaw, family
 from ..optimize import Constraints
 from ..runs import RunsTable
 from ..simulate import size_label
 from ._candidates import (Candidate, ProposedRun, build_candidates, farthest_points,
-                          feasible_mask, mixture_cloud, run_flops, summarise_table,
-                          tidy_mixtures)
+                          feasible_mask, mixture_cloud, pool_candidates, run_flops,
+                          summarise_table, tidy_mixtures)
 from ._criterion import Fantasies, greedy_batch
 from ._ensemble import Ensemble, fit_ensemble
 
@@ -135,7 +137,8 @@ def _rows(sources, picks: list[tuple[ProposedRun, float, str, str, str]]) -> pd.
     return pd.DataFrame(cols)
 
 
-def _cold_start(summary, sizes, ratio, budget, batch, C, tokens, rng, params) -> tuple[list, list[str]]:
+def _cold_start(summary, sizes, ratio, budget, batch, C, tokens, rng, params,
+                n_sizes: int = 2) -> tuple[list, list[str]]:
     """Design rule when the target cannot be predicted: space-filling, then second sizes."""
     M = len(summary.sources)
     need = M + 2
@@ -179,6 +182,15 @@ def _cold_start(summary, sizes, ratio, budget, batch, C, tokens, rng, params) ->
         order = farthest_points(np.array([m[0] for m in mixes]), np.empty((0, M)), len(mixes)) \
             if mixes else []
         order += [i for i in range(len(mixes)) if i not in order]
+        have_sizes = [float(n) for n in np.unique(summary.run_params)] + \
+            ([s0] if any(m[3] == "new" for m in mixes) else [])
+        missing = [float(n) for n in sizes if not any(abs(n - h) <= 1e-6 * n for h in have_sizes)]
+        for n, i in zip(missing[:max(0, n_sizes - len(set(have_sizes)))], order):
+            r, label, have, kind = mixes[i]
+            if add(ProposedRun(r, n, tok(n)),
+                   f"mixture {label} at {size_label(n)}: the joint laws need runs at ≥ {n_sizes} "
+                   f"model sizes, the table has {len(set(have_sizes))}", kind, label):
+                have.append(n)
         for i in order:
             r, label, have, kind = mixes[i]
             if len(have) != 1:
@@ -206,6 +218,8 @@ def _reason(c: Candidate, sources, existing: np.ndarray, regret: float) -> str:
             return f"second size for mixture {c.label}: identifies its size law ({sizes}){tail}"
         return (f"size {sizes} for mixture {c.label} (trained at {have} sizes): pins its "
                 f"extrapolation to the target{tail}")
+    if c.kind == "pool":
+        return f"pool run {c.label}: {_top(sources, c.mixture)} at {sizes}{tail}"
     if c.kind == "continue":
         r = c.runs[0]
         return (f"continue run {c.label} from {r.start_tokens:.4g} to {r.tokens:.4g} tokens: its "
@@ -224,7 +238,7 @@ def suggest_runs(runs: RunsTable, params: float, tokens: float, budget: float, *
                  batch: int = 8, constraints: Constraints | None = None,
                  laws: Sequence[str] = ("nested",), settings: Mapping[str, Any] | None = None,
                  n_members: int = 16, n_draws: int = 8, n_new: int = 24, n_mixtures: int = 1500,
-                 seed: int = 0) -> Suggestion:
+                 pool: pd.DataFrame | None = None, seed: int = 0) -> Suggestion:
     """Propose up to ``batch`` runs within ``budget`` FLOPs that best teach the target optimum.
 
     Parameters
@@ -241,6 +255,10 @@ def suggest_runs(runs: RunsTable, params: float, tokens: float, budget: float, *
     settings : estimator settings passed to every family that accepts them (``val_weights``...).
     n_members : ensemble members per family; n_draws : fantasised outcomes per member;
     n_new : new mixtures considered; n_mixtures : feasible mixtures the optimum is sought among.
+    pool : a finite pool of purchasable runs (DataFrame: ``params, tokens, mix:<source>``,
+        optional ``run``); proposals are then pool rows only (:func:`pool_candidates`), and a
+        table that cannot predict the target yet is an error (the design rule proposes runs
+        off the pool).
     seed : all randomness (perturbations, mixtures, fantasies).
     """
     summary = summarise_table(runs)
@@ -265,15 +283,22 @@ def suggest_runs(runs: RunsTable, params: float, tokens: float, budget: float, *
                                   settings=settings, seed=seed)
     notes += ens_notes
     if ens is None or len(ens.members) < 2:
-        picks, cold = _cold_start(summary, sizes_, ratio, budget, batch, C, tokens, rng, params)
+        if pool is not None:
+            raise InsufficientDataError(
+                "the target cannot be predicted from this table yet, and proposals from a pool "
+                "are ranked by the law: train the design rule's runs first (suggest without a "
+                f"pool); {'; '.join(ens_notes)}")
+        joint = any(family(n).estimator is not NestedMixingLaw for n in laws)
+        picks, cold = _cold_start(summary, sizes_, ratio, budget, batch, C, tokens, rng, params,
+                                  n_sizes=3 if joint else 2)
         return Suggestion(sources, _rows(sources, picks), None, None, None, None, (), float(budget),
                           target, tuple(laws), None, "design rule", tuple(notes + cold))
     return _plan(ens, summary, sizes_, ratio, budget, batch, C, target, laws, n_draws, n_new,
-                 n_mixtures, rng, notes)
+                 n_mixtures, rng, notes, pool)
 
 
 def _plan(ens: Ensemble, summary, sizes, ratio, budget, batch, C, target, laws, n_draws, n_new,
-          n_mixtures, rng, notes) -> Suggestion:
+          n_mixtures, rng, notes, pool=None) -> Suggestion:
     sources = summary.sources
     N, D = target
     feas = feasible_mask(C, D, summary.mixtures)
@@ -304,8 +329,9 @@ def _plan(ens: Ensemble, summary, sizes, ratio, budget, batch, C, target, laws, 
     new_notes = ["focus"] * len(focus) + ["explore"] * len(fill)
     ladder_only = all(family(n).estimator is NestedMixingLaw for n in laws)
     cands = build_candidates(summary, sizes, ratio, new, new_notes, ladder=True,
-                             constraints=C, total_tokens=D)
-    if ladder_only and len(sizes) >= 2:
+                             constraints=C, total_tokens=D) if pool is None else \
+        [c for c in pool_candidates(pool, sources, C, D) if c.label not in set(summary.run_ids)]
+    if ladder_only and len(sizes) >= 2 and pool is None:
         cands = [c for c in cands if c.kind != "new" or len(c.runs) == 2]
     index: dict[tuple, int] = {}
     pts: list[tuple[np.ndarray, float, float]] = []

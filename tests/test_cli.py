@@ -74,6 +74,32 @@ def test_optimize_then_export(fit_json, tmp_path, capsys, baseline_text):
             assert v == pytest.approx(m["mixture"][k], abs=1e-12), (fmt, k)
     hf = json.loads(run_cli(["export", str(mix), "--format", "hf"], capsys)[1])
     assert abs(sum(hf["probabilities"]) - 1) < 1e-12
+    # a list of formats, as run --formats takes, writes one file per format into -o DIR
+    code, _, _ = run_cli(["export", str(mix), "--format", "json,megatron", "-o",
+                          str(tmp_path / "ex")], capsys)
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "ex").iterdir()) == ["export.json",
+                                                                  "export.megatron.txt"]
+    code, _, err = run_cli(["export", str(mix), "--format", "json,megatron"], capsys)
+    assert code == 2 and "give -o DIR" in err
+    code, _, err = run_cli(["export", str(mix), "--format", "json,nope"], capsys)
+    assert code == 2 and "unknown format nope" in err and err.count("\n") == 1
+
+
+def test_predict_mixture_takes_a_run_id_as_baseline_does(fit_json, sweep_path, capsys):
+    import pandas as pd
+
+    from mixlaws.fit import load_model
+
+    df = pd.read_csv(sweep_path)
+    r = df.loc[df["run"] == "20M-3", [c for c in df if c.startswith("mix:")]].to_numpy(float)[:1]
+    code, out, _ = run_cli(["predict", str(fit_json), *TARGET, "--mixture", "20M-3"], capsys)
+    assert code == 0
+    by_id = json.loads(out)[0]
+    explicit = load_model(fit_json).predict(r / r.sum(), 1e9, 2e10)["loss"][0]
+    assert by_id["label"] == "20M-3" and by_id["loss"] == pytest.approx(explicit, rel=1e-9)
+    code, _, err = run_cli(["predict", str(fit_json), *TARGET, "--mixture", "nope"], capsys)
+    assert code == 2 and "neither a mixture" in err
 
 
 def test_run_writes_every_output(tmp_path, sweep_path, capsys, baseline_text):

@@ -163,7 +163,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model = load_model(args.fit)
     _check_progress(args, model)
-    if args.mixture is not None:
+    runs = list(model.runs_["run"])
+    if args.mixture is not None and "=" not in args.mixture and args.mixture.strip():
+        if args.mixture not in runs:         # a run id, as --baseline takes
+            raise MixlawsError(f"--mixture {args.mixture!r} is neither a mixture "
+                               f"'source=share,...' nor a run of the table (e.g. "
+                               f"{', '.join(runs[:3])})")
+        mixtures = model.mixtures_[[model.runs_["mixture"][runs.index(args.mixture)]]]
+        labels = [args.mixture]
+    elif args.mixture is not None:
         mixtures, labels = parse_mixture(args.mixture, model.sources_)[None], ["mixture"]
     else:
         mixtures, labels = read_mixtures(args.mixtures, model.sources_)
@@ -202,12 +210,40 @@ def _export_text(mix_path: str, fmt: str, args: argparse.Namespace) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    _write_text(_export_text(args.mixture_file, args.format, args), args.output)
+    fmts = _format_list(args.formats)
+    if len(fmts) == 1:
+        _write_text(_export_text(args.mixture_file, fmts[0], args), args.output)
+        return 0
+    if not args.output:
+        raise MixlawsError(f"--format {args.formats} names {len(fmts)} formats: give -o DIR, "
+                           "the directory to write one file per format into")
+    texts = {_export_name(f): _export_text(args.mixture_file, f, args) for f in fmts}
+    os.makedirs(args.output, exist_ok=True)
+    for name, text in texts.items():     # every format rendered before anything is written
+        _write_text(text, os.path.join(args.output, name))
     return 0
 
 
 _EXT = {"json": "json", "yaml": "yaml", "megatron": "txt", "megatron-json": "json", "hf": "json",
         "mosaicml": "yaml", "olmo-core": "yaml", "levanter": "yaml", "nanotron": "yaml"}
+
+
+def _format_list(value: str) -> list[str]:
+    """``--format a,b``: the loader formats named, each known (one-line error otherwise)."""
+    from ..export import FORMATS
+
+    fmts = list(dict.fromkeys(f.strip() for f in value.split(",") if f.strip()))
+    bad = [f for f in fmts if f not in FORMATS]
+    if not fmts or bad:
+        raise MixlawsError(f"--format {value!r}: {'unknown format ' + ', '.join(bad) if bad else 'no format given'}; "
+                           f"available: {','.join(sorted(FORMATS))}")
+    return fmts
+
+
+def _export_name(fmt: str) -> str:
+    """File name of format ``fmt`` in an output directory (``export.<fmt>[.<ext>]``)."""
+    ext = _EXT.get(fmt, "txt")
+    return f"export.{fmt}" if fmt == ext else f"export.{fmt}.{ext}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -240,12 +276,8 @@ def _run_into(args: argparse.Namespace, out, root: str) -> tuple[dict[str, Any],
         _structural_intervals(model, fitted, model.mixtures_, args.params, args.tokens, 0.9, True)
     _emit(fitted, out("predictions.json"))
     written = []
-    for fmt in args.formats.split(","):
-        fmt = fmt.strip()
-        if not fmt:
-            continue
-        ext = _EXT.get(fmt, "txt")
-        name = f"export.{fmt}" if fmt == ext else f"export.{fmt}.{ext}"
+    for fmt in _format_list(args.formats):
+        name = _export_name(fmt)
         with open(out(name), "w", encoding="utf-8") as f:
             f.write(_export_text(out("mixture.json"), fmt, args))
         written.append(name)
@@ -479,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("fit", help="fit artifact written by `mixlaws fit`")
     _add_target(p)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--mixture", help="one mixture 'a=0.3,b=0.7'")
+    src.add_argument("--mixture", help="one mixture 'a=0.3,b=0.7', or the id of a run of the table")
     src.add_argument("--mixtures", metavar="MIX.csv", help="CSV/Parquet with mix:<source> columns")
     p.add_argument("--per-domain", action="store_true", help="add per-domain losses")
     p.add_argument("--level", type=float, metavar="P",
@@ -508,9 +540,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write a mixture for a data loader")
     p.add_argument("mixture_file", metavar="MIX.json", help="mixture artifact from `optimize`")
-    p.add_argument("--format", required=True, choices=sorted(FORMATS))
+    p.add_argument("--format", "--formats", dest="formats", required=True, metavar="FMT[,FMT...]",
+                   help=f"loader format, or a comma-separated list (then -o is a directory); "
+                        f"available: {','.join(sorted(FORMATS))}")
     _add_export_options(p)
-    p.add_argument("-o", "--output", help="output file (default: stdout)")
+    p.add_argument("-o", "--output", help="output file (default: stdout), or directory for "
+                                          "several formats")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="fit, predict, optimise and export in one go")
@@ -518,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(p)
     _add_optimize_options(p)
     _add_export_options(p)
-    p.add_argument("--formats", default="json,megatron,hf",
+    p.add_argument("--formats", "--format", dest="formats", default="json,megatron,hf",
                    help=f"comma-separated export formats (default json,megatron,hf; "
                         f"available: {','.join(sorted(FORMATS))})")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")

@@ -155,7 +155,7 @@ CASES: tuple[Case, ...] = (
          "run {d}/runs.csv --tie-beta all --tie-alpha none --params 1e9 --tokens 2e10 -o {d}/out"),
     Case("too few checkpoints for step laws",
          _csv(lambda df: df.groupby("run").tail(2)),
-         "run {d}/runs.csv --params 1e9 --tokens 2e10 -o {d}/out"),
+         "run {d}/runs.csv --law nested --params 1e9 --tokens 2e10 -o {d}/out"),
     Case("fit artifact from another version", _old_version,
          "predict {d}/old.json --params 1e9 --tokens 2e10 --mixture web=0.5,code=0.1,books=0.1,"
          "papers=0.2,wiki=0.1", needs_fit=True),

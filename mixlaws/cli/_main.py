@@ -163,14 +163,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     model = load_model(args.fit)
     _check_progress(args, model)
-    runs = list(model.runs_["run"])
     if args.mixture is not None and "=" not in args.mixture and args.mixture.strip():
-        if args.mixture not in runs:         # a run id, as --baseline takes
-            raise MixlawsError(f"--mixture {args.mixture!r} is neither a mixture "
-                               f"'source=share,...' nor a run of the table (e.g. "
-                               f"{', '.join(runs[:3])})")
-        mixtures = model.mixtures_[[model.runs_["mixture"][runs.index(args.mixture)]]]
-        labels = [args.mixture]
+        from ..optimize._choice import run_mixture   # a run id, as --baseline takes
+
+        mixtures, labels = run_mixture(model, args.mixture, "--mixture")[None], [args.mixture]
     elif args.mixture is not None:
         mixtures, labels = parse_mixture(args.mixture, model.sources_)[None], ["mixture"]
     else:

@@ -115,14 +115,18 @@ def resolve_baseline(target: "TargetFit", baseline: Any) -> np.ndarray | None:
 
     if baseline is None or (isinstance(baseline, str) and not baseline):
         return None
-    model = target.model
     if isinstance(baseline, str) and "=" not in baseline:
-        runs = [] if model is None else list(model.runs_["run"])
-        if baseline not in runs:
-            raise MixlawsError(f"--baseline {baseline!r} is neither a mixture 'source=share,...' "
-                               f"nor a run of the table (e.g. {', '.join(runs[:3])})")
-        return model.mixtures_[model.runs_["mixture"][runs.index(baseline)]]
+        return run_mixture(target.model, baseline, "--baseline")
     return as_mixtures(baseline, target.sources)[0][0]
+
+
+def run_mixture(model: Any, run: str, flag: str) -> np.ndarray:
+    """The mixture of run ``run`` of a fitted ``model``'s table (``flag`` names the option)."""
+    runs = [] if model is None else list(model.runs_["run"])
+    if run not in runs:
+        raise MixlawsError(f"{flag} {run!r} is neither a mixture 'source=share,...' nor a run of "
+                           f"the table (e.g. {', '.join(runs[:3])})")
+    return model.mixtures_[model.runs_["mixture"][runs.index(run)]]
 
 
 def risk_report(draws: "PosteriorDraws", mixture: np.ndarray, baseline: np.ndarray | None,

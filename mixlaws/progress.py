@@ -5,7 +5,9 @@ Progress goes to ``sys.stderr`` and only when it is a terminal
 The CLI's ``--quiet`` silences it everywhere (:func:`set_enabled`), and
 ``--verbose`` turns on INFO messages of the ``mixlaws`` logger
 (:func:`configure_logging`).  Besides the terminal line, every step is also
-logged at INFO level, so ``--verbose`` in a pipe still shows what happened.
+logged at INFO level, so ``--verbose`` in a pipe still shows what happened; a counted
+step that runs longer also logs ``done/total`` every :data:`LOG_EVERY` seconds (pipes,
+files and CI logs see a long step advance, not only start and end).
 
 Example
 -------
@@ -26,6 +28,8 @@ from typing import IO, Iterator
 __all__ = ["Progress", "progress", "set_enabled", "is_enabled", "configure_logging", "logger"]
 
 logger = logging.getLogger("mixlaws")
+LOG_EVERY = 30.0
+"""Seconds between INFO lines of a counted step's progress (the terminal line redraws at 10 Hz)."""
 _STATE = {"enabled": True}
 
 
@@ -74,6 +78,7 @@ class Progress:
     done: int = 0
     _t0: float = field(default_factory=time.perf_counter)
     _last: float = 0.0
+    _logged: float = field(default_factory=time.perf_counter)
 
     @property
     def active(self) -> bool:
@@ -97,6 +102,10 @@ class Progress:
         """Mark ``n`` more units done and redraw (at most every 0.1 s)."""
         self.done += n
         self._draw()
+        now = time.perf_counter()
+        if self.total and now - self._logged >= LOG_EVERY:
+            self._logged = now
+            logger.info("%s: %d/%d after %.0f s", self.desc, self.done, self.total, now - self._t0)
 
     def close(self) -> float:
         """Finish the line, log the step at INFO level; return the elapsed seconds."""

@@ -3,6 +3,7 @@ rows, left out of the fits, with a note)."""
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -73,6 +74,20 @@ def test_step_stage_accepts_cell_masks_and_ignores_masked_cells():
     assert a.n_data == 3 * 8 * 2 - 2
 
 
+@pytest.mark.parametrize("family", ["joint", "joint-mix"])
+def test_joint_families_leave_omitted_cells_out_of_their_fit(family):
+    """Missing cells get weight 0 in the joint laws' fits (not NaN objectives, not a refusal)."""
+    from mixlaws.fit import FAMILIES
+
+    full = _quiet(lambda: FAMILIES[family].make().fit(validate_runs(pd.read_csv(SWEEP))))
+    holes = _quiet(lambda: FAMILIES[family].make().fit(validate_runs(_holes(), nan_policy="omit")))
+    assert holes.fit_.n_data == full.fit_.n_data - len(HOLES)
+    for k in ("c", "alpha", "beta"):
+        assert np.isfinite(holes.fit_.params[k]).all()
+    a, b = full.predict(full.mixtures_, *TARGET), holes.predict(full.mixtures_, *TARGET)
+    assert np.max(np.abs(b["loss"] / a["loss"] - 1)) < 2e-3
+
+
 @pytest.mark.slow  # two nested fits of the sweep
 def test_omit_fit_predicts_finite_losses_close_to_the_complete_fit(fitted_fixture):
     full = fitted_fixture  # tie_beta="all" on the complete sweep
@@ -105,11 +120,14 @@ def test_cli_run_with_omit_finishes_with_a_note(tmp_path, capsys):
     _holes().to_csv(runs, index=False)
     out = tmp_path / "out"
     code = main(["run", str(runs), "--tie-beta", "all", "--params", "1e9", "--tokens", "2e10",
-                 "--formats", "json", "-o", str(out), "--nan-policy", "omit"])
-    err = capsys.readouterr().err
-    assert code == 0, err
-    assert "mixlaws: note:" in err and "omitted 6 missing loss cell(s)" in err
+                 "--formats", "json", "-o", str(out), "--nan-policy", "omit", "--no-report"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "mixlaws: note:" in captured.err and "omitted 6 missing loss cell(s)" in captured.err
     assert (out / "mixture.json").exists() and (out / "summary.json").exists()
+    files = json.loads(captured.out)["files"]       # --no-report: no report, and none listed
+    assert not (out / "report.html").exists() and not (out / "figures").exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted(files + ["summary.json"])
     code = main(["--quiet", "fit", str(runs)])
     assert code == 2 and "--nan-policy omit" in capsys.readouterr().err
 
@@ -120,8 +138,11 @@ def test_ye_5mix_raw_table_runs_with_omit(tmp_path, capsys):
     path = shared("ye2024", "5mix_runs.csv")
     assert main(["--quiet", "fit", str(path)]) == 2
     assert "--nan-policy omit" in capsys.readouterr().err
-    code = main(["run", str(path), "--nan-policy", "omit", "--params", "1.2e9", "--tokens",
-                 "31457280000", "--formats", "json", "-o", str(tmp_path / "out")])
+    # --law nested: the default (auto) would add ~6 backtest refits of each family (minutes
+    # here); the omitted cells' path through the joint families is tested above
+    code = main(["run", str(path), "--law", "nested", "--nan-policy", "omit", "--params", "1.2e9",
+                 "--tokens", "31457280000", "--formats", "json", "--no-report",
+                 "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "omitted 88 missing loss cell(s)" in err and "'70M-3' (88)" in err

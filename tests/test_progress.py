@@ -56,3 +56,22 @@ def test_verbose_logs_steps(caplog):
     pg.configure_logging()
     assert pg.logger.level == logging.WARNING and pg.is_enabled(_Tty())
     assert sum(getattr(h, "_mixlaws", False) for h in pg.logger.handlers) == 1
+
+
+def test_long_counted_steps_log_their_progress(caplog, monkeypatch):
+    """A log (pipe, CI) sees a long step advance: done/total every LOG_EVERY seconds."""
+    pg.configure_logging(verbose=True)
+
+    def ticks(every: float) -> list[str]:
+        monkeypatch.setattr(pg, "LOG_EVERY", every)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="mixlaws"):
+            with pg.progress("refits", total=3, stream=io.StringIO()) as bar:
+                for _ in range(3):
+                    bar.advance()
+        return [r.getMessage() for r in caplog.records if "/3 after" in r.getMessage()]
+
+    assert [m.split(" after")[0] for m in ticks(0.0)] == ["refits: 1/3", "refits: 2/3",
+                                                          "refits: 3/3"]
+    assert ticks(1e9) == []                       # a quick step: start and end lines only
+    pg.configure_logging()

@@ -277,8 +277,12 @@ def _run_into(args: argparse.Namespace, out, root: str) -> tuple[dict[str, Any],
         with open(out(name), "w", encoding="utf-8") as f:
             f.write(_export_text(out("mixture.json"), fmt, args))
         written.append(name)
-    written += _write_html_report(model, target, runs, mix, out("report.html"), out("figures"),
-                                  root, _suggestion(args, model, runs, out))
+    sections = _suggestion(args, model, runs, out)
+    if args.no_report:
+        written += ["suggestions.csv"] if sections else []
+    else:
+        written += _write_html_report(model, target, runs, mix, out("report.html"),
+                                      out("figures"), root, sections)
     summary = {
         "target": mix["target"], "predicted_loss": mix["predicted_loss"],
         "mixture": mix["mixture"], "baseline": mix["baseline"], "gain": mix["gain"],
@@ -553,6 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated export formats (default json,megatron,hf; "
                         f"available: {','.join(sorted(FORMATS))})")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip report.html and figures/ (the report's held-out refits are most of "
+                        "run's time on large sweeps; `mixlaws report` draws it later)")
     from ._suggest import add_report_suggest_options; add_report_suggest_options(p)  # noqa: E702
     p.set_defaults(func=cmd_run)
 

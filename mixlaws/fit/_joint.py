@@ -215,15 +215,19 @@ class JointMixingLaw(Estimator):
         logN, logD = np.log(df["params"].to_numpy(float)), np.log(df["tokens"].to_numpy(float))
         self.logNref_, self.logDref_ = float(logN.mean()), float(logD.mean())
         Y = df[[f"loss:{d}" for d in domains]].to_numpy(float).T          # (nd, n)
-        return R, logN - self.logNref_, logD - self.logDref_, Y
+        # cells left missing by ``nan_policy="omit"`` get weight 0 (and a finite placeholder,
+        # the domain's median, so residuals stay finite); every other checkpoint weight 1
+        W = np.isfinite(Y).astype(float)
+        Y = np.where(W > 0, Y, np.nanmedian(Y, axis=1, keepdims=True))
+        return R, logN - self.logNref_, logD - self.logDref_, Y, W
 
     # -- the plain joint law -------------------------------------------------------------------
     def _n_params(self, M: int) -> int:
         """Free parameters per domain of this family's law."""
         return _n_joint(M)
 
-    def _solve(self, R: np.ndarray, xN: np.ndarray, xD: np.ndarray, Y: np.ndarray
-               ) -> tuple[GroupSolution, np.ndarray]:
+    def _solve(self, R: np.ndarray, xN: np.ndarray, xD: np.ndarray, Y: np.ndarray,
+               W: np.ndarray) -> tuple[GroupSolution, np.ndarray]:
         """Fit the plain joint law of every domain; the solution and the sum-zero basis."""
         nd, n = Y.shape
         M = R.shape[1]
@@ -232,7 +236,7 @@ class JointMixingLaw(Estimator):
                      for a in (R @ H, xN, xD)) + (jnp.asarray(Y),)
         bounds, starts = self._joint_starts(Y, M)
         residual = _scale_residual if M == 1 else _joint_residual
-        sol = solve_groups(residual, data, np.ones((nd, n)), bounds, starts, delta=self.delta)
+        sol = solve_groups(residual, data, W, bounds, starts, delta=self.delta)
         return sol, H
 
     def _joint_starts(self, Y: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray]:
@@ -305,13 +309,13 @@ class JointMixingLaw(Estimator):
     def fit(self, runs: "RunsTable") -> "JointMixingLaw":
         """Fit the joint law of every domain to all checkpoints after warm-up; return self."""
         M = len(runs.sources)
-        R, xN, xD, Y = self._prepare(runs, self._n_params(M))
-        sol, H = self._solve(R, xN, xD, Y)
+        R, xN, xD, Y, W = self._prepare(runs, self._n_params(M))
+        sol, H = self._solve(R, xN, xD, Y, W)
         params, stderr, corr = self._canonical(sol, H, M)
         nd, n = Y.shape
         law = ("L_d(N,D) = E_d + A_d N^(-alpha_d) + B_d D^(-beta_d)  (one source: E_d = c_d)"
                if M == 1 else LAWS["joint"].formula.replace("L(", "L_d("))
-        self.fit_: StageFit = _summarise("joint", law, list(self.domains_), sol, np.ones((nd, n)),
+        self.fit_: StageFit = _summarise("joint", law, list(self.domains_), sol, W,
                                          params, stderr, corr, nd * self._n_params(M))
         return self
 

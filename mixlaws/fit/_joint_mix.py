@@ -112,19 +112,19 @@ class JointMixMixingLaw(JointMixingLaw):
     def fit(self, runs: "RunsTable") -> "JointMixMixingLaw":
         """Fit the plain joint law, then the mixture-dependent one from it; return self."""
         M = len(runs.sources)
-        R, xN, xD, Y = self._prepare(runs, self._n_params(M))
-        sol0, H = self._solve(R, xN, xD, Y)
+        R, xN, xD, Y, Wy = self._prepare(runs, self._n_params(M))
+        sol0, H = self._solve(R, xN, xD, Y, Wy)
         jp, jse, jcorr = self._canonical(sol0, H, M)
         nd, n = Y.shape
         self.joint_ = _summarise("joint", LAWS["joint"].formula, list(self.domains_), sol0,
-                                 np.ones((nd, n)), jp, jse, jcorr, nd * _n_joint(M))
+                                 Wy, jp, jse, jcorr, nd * _n_joint(M))
         zero = np.zeros((nd, max(M, 1)))
         if M == 1:   # no mixture: the law is the plain joint law
             params = {"c": jp["c"], "k": jp["k"], "t": jp["t"], "a": np.log(jp["A"]), "p": zero,
                       "alpha": jp["alpha"], "b": np.log(jp["B"]), "q": zero, "beta": jp["beta"]}
             stderr = {"c": jse["c"], "alpha": jse["alpha"], "beta": jse["beta"]}
             self.fit_ = _summarise("joint-mix", LAWS["joint-mix"].formula, list(self.domains_),
-                                   sol0, np.ones((nd, n)), params, stderr, jcorr, nd * 5)
+                                   sol0, Wy, params, stderr, jcorr, nd * 5)
             return self
         m1 = M - 1
         P = self._n_params(M)
@@ -155,7 +155,7 @@ class JointMixMixingLaw(JointMixingLaw):
             bounds[:, j] = [np.log(1e-3), np.log(2.0)]
         data = tuple(jnp.broadcast_to(jnp.asarray(a), (nd,) + a.shape)
                      for a in (R @ H, xN, xD)) + (jnp.asarray(Y), jnp.full(nd, float(self.ridge)))
-        W = np.ones((nd, n + 2 * m1))
+        W = np.concatenate([Wy, np.ones((nd, 2 * m1))], axis=1)
         sol = solve_groups(_mix_residual, data, W, bounds, starts, delta=self.delta)
         th = sol.theta
         ia, ib = i + 1 + m1, i + 3 + 2 * m1
@@ -167,7 +167,7 @@ class JointMixMixingLaw(JointMixingLaw):
         diag = np.diagonal(sol.cov, axis1=1, axis2=2)
         stderr = {"c": np.sqrt(np.abs(diag[:, 0])), "k": _log_stderr(params["k"], diag[:, 1]),
                   "alpha": _log_stderr(alpha, diag[:, ia]), "beta": _log_stderr(beta, diag[:, ib])}
-        Wdata = np.concatenate([np.ones((nd, n)), np.zeros((nd, 2 * m1))], axis=1)
+        Wdata = np.concatenate([Wy, np.zeros((nd, 2 * m1))], axis=1)
         self.fit_ = _summarise("joint-mix", LAWS["joint-mix"].formula.replace("L(", "L_d("),
                                list(self.domains_), sol, Wdata, params, stderr, {}, nd * P)
         return self

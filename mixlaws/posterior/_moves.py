@@ -24,7 +24,6 @@ from typing import Callable, Sequence
 
 import emcee
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ._mcmc import Chain, ChainDiagnostics, integrated_time
@@ -149,7 +148,7 @@ def run_blocks(log_prob_for: Callable[[np.ndarray], Callable[[jax.Array], jax.Ar
     out: list[Chain | None] = [None] * R
     todo, chain, rnd = np.arange(R), x0[None], 0
     while todo.size:
-        f = (lambda g, k: lambda x: np.asarray(g(jnp.asarray(x).reshape(x.shape[0], k, d))))(
+        f = (lambda g, k: lambda x: np.asarray(g(np.asarray(x, float).reshape(x.shape[0], k, d))))(
             log_prob_for(todo), todo.size)
         chain, need, acc = _run(f, chain, seed + 7919 * rnd, min_steps, max_steps, chunk,
                                 need_of, settle if rnd == 0 else 0.0)

@@ -39,7 +39,8 @@ stages factorise instead:
   scatter of the runs about the size law; taken as independent error it flattened the
   likelihood of ``alpha`` until the priors decided.
 
-  emcee samples ``(log alpha, log tau, log lambda)`` (one ``alpha`` per tie block); the group
+  emcee samples ``(log alpha, log tau, log lambda)`` (one ``alpha`` per tie block; DE moves,
+  :func:`~mixlaws.posterior._mcmc.ridge_moves`, since ``(log tau, log lambda)`` is L-shaped); the group
   laws are then drawn from their conditional Gaussian (errors of a run drawn jointly across its
   domains, whole runs redrawn while outside the physical region ``0 < E_g < min_i y_gi``,
   ``A_g > 0``); a group law still outside after 10 redraws is drawn from its truncated
@@ -77,7 +78,7 @@ from ..laws._priors import EXPONENT_MAX as _ALPHA_MAX
 from ..laws._priors import RUN_LOG_TAU as _LOG_TAU
 from ..laws._priors import STEP_VAR_LOG_SCALE as _LOG_LAMBDA
 from ._marginal import log_box_probability
-from ._mcmc import Chain, psd_sqrt, run_ensemble, walkers_in_support
+from ._mcmc import Chain, psd_sqrt, ridge_moves, run_ensemble, walkers_in_support
 
 __all__ = ["size_log_marginal", "sample_size_stage"]
 
@@ -258,7 +259,7 @@ def sample_size_stage(x_log: np.ndarray, y: np.ndarray, s2: np.ndarray, w: np.nd
     ok = lambda X: np.isfinite(np.asarray(lp(jnp.asarray(X))))  # noqa: E731
     x0 = walkers_in_support(center, np.full(center.size, 0.05), nw, rng, ok)
     chain = run_ensemble(lp, x0, name="size stage (alpha, tau)", seed=seed, max_steps=max_steps,
-                         min_ess=n_draws)
+                         min_ess=n_draws, moves=ridge_moves() if scale_step else None)
     flat = chain.flat()
     pick = flat[rng.integers(0, flat.shape[0], n_draws)]
     G, S = y.shape

@@ -139,7 +139,7 @@ def mixing_parity(observed: np.ndarray, fitted: np.ndarray, held_out: np.ndarray
     if held_out is not None:
         ok = np.isfinite(held_out)
         ax.plot(observed[ok], held_out[ok], "x", ms=6, color="C3",
-                label="leave-one-mixture-out")
+                label="held out")
     allv = [observed, fitted] + ([held_out[np.isfinite(held_out)]] if held_out is not None else [])
     for v, a, b in (marks or {}).values():
         allv.append(np.array([x for x in (v, a, b) if x is not None]))

@@ -185,3 +185,21 @@ def test_a_family_no_backtest_fold_could_score_gets_weight_zero() -> None:
     w, notes = family_weights(res, ("nested", "joint"))
     assert w == {"nested": 1.0, "joint": 0.0}
     assert any("joint has weight 0" in n for n in notes)
+
+
+def test_run_fails_at_the_target_before_any_backtest(sweep, tmp_path, capsys, monkeypatch) -> None:
+    """One model size, target at another: no family can predict there, so `run` (auto) stops
+    with the first family's one-line error before paying for a backtest."""
+    import mixlaws.backtest._averaged as averaged_module
+
+    def no_backtest(*a, **kw):
+        raise AssertionError("backtested although no family can predict at the target")
+
+    monkeypatch.setattr(averaged_module, "backtest", no_backtest)
+    path = tmp_path / "runs.csv"
+    sweep.data[sweep.data["params"] == 2e7].to_csv(path, index=False)
+    code = main(["--quiet", "run", str(path), "--params", "1e9", "--tokens", "2e10",
+                 "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("mixlaws: error:") == 1 and "single model size" in err
+    assert not (tmp_path / "out").exists()

@@ -268,17 +268,28 @@ class AveragedMixingLaw(Estimator):
             out["val_weights"] = {k: float(v) for k, v in self.val_weights.items()}
         return out
 
-    def fit(self, runs: Any, *, renormalize: bool = False) -> "AveragedMixingLaw":
-        """Backtest and fit every family, then weigh them; return self."""
+    def fit(self, runs: Any, *, renormalize: bool = False,
+            target: tuple[float, float] | None = None) -> "AveragedMixingLaw":
+        """Backtest and fit every family, then weigh them; return self.
+
+        ``target = (N*, D*)``, when the fit is for one target (``mixlaws run``): a family that
+        cannot predict there is left out (with a note) before its backtest is paid for; when
+        none can, the first family's own error is raised at once.
+        """
         if self.method not in _METHODS:
             raise MixlawsError(f"averaging method must be one of {_METHODS}, not {self.method!r}")
         runs = as_runs(runs, renormalize=renormalize)
+        if target is not None:
+            target = check_scale(*target)
         settings = self._settings()
         members, notes, errors = {}, [], []
         for name in self.families:        # the whole table first: no backtest of a family
-            try:                           # that cannot be fitted at all
+            try:                           # that cannot be fitted (or reach the target) at all
                 members[name] = make_estimator(name, **settings).fit(runs)
+                if target is not None:
+                    members[name].target(*target)
             except MixlawsError as exc:
+                members.pop(name, None)
                 errors.append(exc)
                 notes.append(f"law family {name} left out: {exc}")
         if not members:                    # the first family's own message says what to do

@@ -71,7 +71,9 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 # -- building blocks shared by the commands ------------------------------------------------------
 
-def _fit_model(args: argparse.Namespace):
+def _fit_model(args: argparse.Namespace, target: tuple[float, float] | None = None):
+    """Read the table and fit the estimator the flags name; ``target`` lets ``auto`` leave out
+    (before backtesting them) the families that cannot predict there."""
     from ..runs import read_runs, read_val_weights
 
     runs = read_runs(args.runs, renormalize=args.renormalize,
@@ -80,7 +82,10 @@ def _fit_model(args: argparse.Namespace):
     if args.val_weights:
         w = read_val_weights(args.val_weights, runs.domains)
         weights = {d: float(v) for d, v in zip(runs.domains, w) if v > 0}
-    return estimator_from_args(args, weights).fit(runs), runs
+    est = estimator_from_args(args, weights)
+    if target is not None and getattr(est, "family", None) == "auto":
+        return est.fit(runs, target=target), runs
+    return est.fit(runs), runs
 
 
 def _mixture_dict(sources: Sequence[str], r: np.ndarray) -> dict[str, float]:
@@ -256,7 +261,7 @@ def _run_into(args: argparse.Namespace, out, root: str) -> tuple[dict[str, Any],
     from ..progress import progress
 
     with progress("fitting step laws"):
-        model, runs = _fit_model(args)
+        model, runs = _fit_model(args, (args.params, args.tokens))
     model.save(out("fit.json"))
     with progress("fitting size and mixing laws at the target"):
         target = model.target(args.params, args.tokens)

@@ -207,7 +207,15 @@ def test_total_tokens_must_match_the_target(work, tmp_path, capsys):
     (tmp_path / "c.yaml").write_text("total_tokens: 3.0e10\n")
     assert main(["optimize", str(work / "fit.json"), *TARGET, "--constraints",
                  str(tmp_path / "c.yaml")]) == 2
-    assert "total_tokens=3e+10 disagrees with --tokens 2e+10" in _err(capsys)
+    assert "total_tokens=3e+10 disagrees with the target's tokens 2e+10 (--tokens)" in _err(capsys)
+    from mixlaws.errors import ConstraintError        # the library checks it, not only the CLI
+    from mixlaws.fit import load_model
+    from mixlaws.optimize import constraints_from_dict
+
+    model = load_model(work / "fit.json")
+    with pytest.raises(ConstraintError, match="disagrees with the target's tokens"):
+        model.target(1e9, 2e10).optimize(constraints=constraints_from_dict(
+            {"total_tokens": 3e10}, model.sources_))
 
 
 @pytest.mark.parametrize("fmt", ["megatron", "nanotron", "hf"])

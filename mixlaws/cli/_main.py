@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._version import __version__
-from ..errors import (ChainWarning, ConstraintError, ConvergenceWarning, DataNote,
+from ..errors import (ChainWarning, ConvergenceWarning, DataNote,
                       ExtrapolationWarning, MixlawsError)
 from ..runs._warmup import WARMUP
 from ._law import add_law_option, estimator_from_args, fit_summary, is_nested, require_nested
@@ -131,12 +131,6 @@ def _optimize(model, args: argparse.Namespace) -> dict[str, Any]:
     if args.n_starts < 1:
         raise MixlawsError(f"--n-starts must be ≥ 1, not {args.n_starts}")
     constraints = load_constraints(args.constraints, model.sources_) if args.constraints else None
-    total = None if constraints is None else constraints.total_tokens
-    if total is not None and model.progress_ == "tokens" and \
-            abs(total - args.tokens) > 1e-6 * max(total, args.tokens):
-        raise ConstraintError(f"{args.constraints}: total_tokens={total:g} disagrees with --tokens "
-                              f"{args.tokens:g} (the target); make them equal or drop "
-                              "total_tokens", path=args.constraints)
     if args.repetition_aware:
         require_nested(model, "--repetition-aware")
     draws = None

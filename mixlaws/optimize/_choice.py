@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from .._version import __version__
-from ..errors import MixlawsError
+from ..errors import ConstraintError, MixlawsError
 from ._constraints import Constraints, load_constraints
 from ._optimizer import OptimizationResult, optimize_mixture
 from . import _repetition
@@ -160,6 +160,12 @@ def choose_mixture(target: "TargetFit", *, constraints: "Constraints | str | os.
         raise MixlawsError(f"n_starts must be ≥ 1, not {n_starts}")
     if isinstance(constraints, (str, os.PathLike)):
         constraints = load_constraints(constraints, target.sources)
+    total = None if constraints is None else constraints.total_tokens
+    if total is not None and target.progress == "tokens" and \
+            abs(total - target.tokens) > 1e-6 * max(total, target.tokens):
+        raise ConstraintError(f"{constraints.path}: total_tokens={total:g} disagrees with the "
+                              f"target's tokens {target.tokens:g} (--tokens); make them equal or "
+                              f"drop total_tokens", path=constraints.path)
     free = constraints
     if max_extrapolation is not None or (constraints is not None
                                          and constraints.max_extrapolation is not None):

@@ -32,3 +32,19 @@ def test_bound_warning_names_parameter_bound_runs_and_domains():
     assert "E at its lower bound (0) in 2 fit(s): r0, r2 — domains a (" in msg
     assert "r1" not in msg and "losses stop falling" in msg
     assert "median rms log-residual" in msg and "the bound costs fit quality" in msg
+
+
+def test_unidentified_mixing_fit_reports_infinite_stderr_without_a_numpy_warning():
+    """A constant domain leaves t unidentified: infinite stderr, and no leaked numpy
+    "invalid value encountered in matmul" (filterwarnings = error would raise it here)."""
+    import warnings
+
+    from mixlaws.errors import ConvergenceWarning
+    from mixlaws.fit import fit_mixing_stage
+
+    X = np.random.default_rng(0).dirichlet(np.ones(3), 5)
+    Y = np.column_stack([np.full(5, 2.0), 2.0 + 0.3 * np.exp(X @ [-1.0, 0.5, 0.5])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)   # the bound note on domain a
+        fit = fit_mixing_stage(["a", "b"], X, Y)
+    assert np.isinf(fit.stderr["t"][0]).all() and np.isfinite(fit.params["t"]).all()

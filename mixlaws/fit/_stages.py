@@ -430,7 +430,8 @@ def fit_mixing_stage(
     k = params["k"]
     cov = sol.cov
     diag = np.diagonal(cov, axis1=1, axis2=2)
-    var_t = np.diagonal(H @ cov[:, 2:, 2:] @ H.T, axis1=1, axis2=2)
+    with np.errstate(invalid="ignore", over="ignore"):   # unidentified fits: inf covariance
+        var_t = np.diagonal(H @ cov[:, 2:, 2:] @ H.T, axis1=1, axis2=2)   # -> inf stderr below
     stderr = {"c": _lin_stderr(diag[:, 0]), "k": _log_stderr(k, diag[:, 1]),
               "t": np.where(np.isfinite(var_t), np.sqrt(np.abs(var_t)), np.inf)}
     corr = {"c~k": _corr(cov, 0, 1)}

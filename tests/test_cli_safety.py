@@ -84,7 +84,7 @@ def test_successful_run_replaces_its_previous_outputs_and_keeps_the_users_files(
     (out / "export.nanotron.yaml").write_text("stale")
     (out / "summary.json").write_text(json.dumps({"files": ["export.nanotron.yaml"]}))
     code = main(["--quiet", "run", str(work / "runs.csv"), "--tie-beta", "all", *TARGET,
-                 "--n-starts", "2", "--formats", "json", "-o", str(out)])
+                 "--n-starts", "2", "--formats", "json", "--held-out-refits", "0", "-o", str(out)])
     assert code == 0, capsys.readouterr().err
     files = set(os.listdir(out))
     assert "notes.txt" in files and "export.nanotron.yaml" not in files
@@ -125,6 +125,7 @@ def test_global_flags_work_after_the_subcommand(work, capsys):
     (["predict", "{fit}", *TARGET, "--mixture", ""], "expected source=proportion pairs"),
     (["optimize", "{fit}", *TARGET, "--n-starts", "0"], "--n-starts must be ≥ 1"),
     (["sample", "{fit}", *TARGET, "--draws", "0"], "--draws and --max-steps must be ≥ 1"),
+    (["report", "{fit}", *TARGET, "--held-out-refits", "1"], "must be 0 (no held-out check) or ≥ 2"),
 ])
 def test_former_tracebacks_are_one_line_errors(work, capsys, argv, message):
     assert main([a.format(fit=work / "fit.json") for a in argv]) == 2

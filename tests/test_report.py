@@ -213,10 +213,11 @@ def test_report_reads_posterior_and_old_draws_spelling(run_dir, sweep_path, tmp_
                         ("draws", ["--draws", str(tmp_path / "fit.posterior.npz")]), ("none", [])):
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
-            assert main(["report", str(fit), "--mixture", mix, "-o",
-                         str(tmp_path / f"{name}.html"), *extra]) == 0
+            assert main(["report", str(fit), "--mixture", mix, "-o", str(tmp_path / f"{name}.html"),
+                         "--held-out-refits", "0", *extra]) == 0
         outs[name] = ((tmp_path / f"{name}.html").read_text(encoding="utf-8"), err.getvalue())
     assert "p_better" in _summary_values(outs["posterior"][0])
+    assert "relative error of the mixing law" not in outs["posterior"][0]   # K = 0: no check
     assert "deprecated: use --posterior" not in outs["posterior"][1]
     assert "mixlaws: note: `mixlaws report --draws FILE` is deprecated" in outs["draws"][1]
     assert _summary_values(outs["draws"][0]) == _summary_values(outs["posterior"][0])
@@ -226,7 +227,8 @@ def test_report_reads_posterior_and_old_draws_spelling(run_dir, sweep_path, tmp_
                       "method": draws.method, "seed": 0, "n_draws": draws.n_draws}
     fit.write_text(json.dumps(d))                    # as `mixlaws sample` names its draws
     with contextlib.redirect_stderr(io.StringIO()):
-        assert main(["report", str(fit), "--mixture", mix, "-o", str(tmp_path / "named.html")]) == 0
+        assert main(["report", str(fit), "--mixture", mix, "-o", str(tmp_path / "named.html"),
+                     "--held-out-refits", "0"]) == 0
     named = (tmp_path / "named.html").read_text(encoding="utf-8")
     assert _summary_values(named) == _summary_values(outs["posterior"][0])
 

@@ -281,7 +281,7 @@ def _run_into(args: argparse.Namespace, out, root: str) -> tuple[dict[str, Any],
         written += ["suggestions.csv"] if sections else []
     else:
         written += _write_html_report(model, target, runs, mix, out("report.html"),
-                                      out("figures"), root, sections)
+                                      out("figures"), root, sections, **_held_out(args))
     summary = {
         "target": mix["target"], "predicted_loss": mix["predicted_loss"],
         "mixture": mix["mixture"], "baseline": mix["baseline"], "gain": mix["gain"],
@@ -310,14 +310,22 @@ def _suggestion(args: argparse.Namespace, model: Any, runs: Any, out: Any) -> li
     return [suggestion_section(s)]
 
 
+def _held_out(args: argparse.Namespace) -> dict[str, Any]:
+    """``--held-out-refits K``: build_report's held-out check (0: none; 1 is refused)."""
+    k = args.held_out_refits
+    if k == 1 or k < 0:
+        raise MixlawsError(f"--held-out-refits must be 0 (no held-out check) or ≥ 2, not {k}")
+    return {"leave_one_out": False} if k == 0 else {"held_out_refits": k}
+
+
 def _write_html_report(model, target, runs, mix, path: str, png_dir: str, root: str,
-                       sections: Any = ()) -> list[str]:
+                       sections: Any = (), **held_out: Any) -> list[str]:
     from ..progress import progress
     from ..report import build_report, write_report
 
     with progress("writing the HTML report"):
         files = write_report(build_report(model, target, runs=runs, mixture=mix,
-                                          sections=sections), path, png_dir)
+                                          sections=sections, **held_out), path, png_dir)
     extra = [os.path.join(root, "suggestions.csv")] if sections else []
     return [os.path.relpath(f, root) for f in files + extra]
 
@@ -354,7 +362,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if getattr(args, "suggest_budget", None):
         args.params, args.tokens = N, D
         sections = _suggestion(args, model, runs, None)
-    report = build_report(model, target, runs=runs, mixture=mix, draws=draws, sections=sections)
+    report = build_report(model, target, runs=runs, mixture=mix, draws=draws, sections=sections,
+                          **_held_out(args))
     for fig in report.figures if png_dir else ():
         os.makedirs(png_dir, exist_ok=True)
         write_text(os.path.join(png_dir, f"{fig.name}.png"), fig.png, _INPUTS)
@@ -441,6 +450,15 @@ def _check_progress(args: argparse.Namespace, model) -> None:
                            "tokens column to the table and refit)")
     raise MixlawsError(f"{table} has a tokens column: give the target as --tokens D, "
                        "not --steps")
+
+
+def _add_held_out_option(p: argparse.ArgumentParser) -> None:
+    from ..report import MAX_HELD_OUT_REFITS
+
+    p.add_argument("--held-out-refits", type=int, default=MAX_HELD_OUT_REFITS, metavar="K",
+                   help=f"the report's held-out check of the mixing law: at most K refits "
+                        f"(leave-one-mixture-out up to K mixtures, K-fold above; 0: no check; "
+                        f"default {MAX_HELD_OUT_REFITS})")
 
 
 def _add_optimize_options(p: argparse.ArgumentParser) -> None:
@@ -556,6 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated export formats (default json,megatron,hf; "
                         f"available: {','.join(sorted(FORMATS))})")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
+    _add_held_out_option(p)
     p.add_argument("--no-report", action="store_true",
                    help="skip report.html and figures/ (the report's held-out refits are most of "
                         "run's time on large sweeps; `mixlaws report` draws it later)")
@@ -578,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", dest="draws_file", action=_DeprecatedDraws, metavar="FILE",
                    help=argparse.SUPPRESS)
     p.add_argument("--png", action="store_true", help="also save the figures as PNG files")
+    _add_held_out_option(p)
     p.add_argument("-o", "--output", default="report.html", help="HTML file (default report.html)")
     add_report_suggest_options(p)
     p.set_defaults(func=cmd_report)

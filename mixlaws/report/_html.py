@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, MixlawsError
 from ..fit import NestedMixingLaw, StageFit, TargetFit, fit_mixing_stage
 from ..laws import mixing_law
 from ..progress import progress
@@ -38,7 +38,8 @@ from . import _stage_figures as stage_figs
 from ._summary import Decision, decision, summary_html
 from ._text import fit_report
 
-__all__ = ["Figure", "Report", "build_report", "write_report", "leave_one_mixture_out"]
+__all__ = ["Figure", "Report", "build_report", "write_report", "leave_one_mixture_out",
+           "MAX_HELD_OUT_REFITS"]
 
 
 @dataclass(frozen=True)
@@ -184,13 +185,14 @@ def _decision_figures(dec: Decision, mix: Mapping[str, Any], unit: str) -> list[
     return out
 
 
-def _leave_one_out(target: TargetFit, model: NestedMixingLaw) -> tuple[np.ndarray | None, list[str]]:
+def _leave_one_out(target: TargetFit, model: NestedMixingLaw, max_refits: int
+                   ) -> tuple[np.ndarray | None, list[str]]:
     """Leave-one-mixture-out predictions and a plain note on refits that did not converge.
 
     The refits' own convergence warnings are collected (one per refit, naming domains a user
     never fitted) and replaced by one warning that says what they concern.
     """
-    k = min(len(target.mixture_labels), MAX_HELD_OUT_REFITS)
+    k = min(len(target.mixture_labels), max_refits)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         lo = leave_one_mixture_out(target, model.domains_, delta=model.delta, seed=model.seed,
@@ -211,7 +213,8 @@ def _leave_one_out(target: TargetFit, model: NestedMixingLaw) -> tuple[np.ndarra
 
 
 def _nested_figures(model: NestedMixingLaw, target: TargetFit | None, runs: Any,
-                    dec: Decision | None, leave_one_out: bool) -> tuple[list, str, list[str]]:
+                    dec: Decision | None, leave_one_out: bool, max_refits: int
+                    ) -> tuple[list, str, list[str]]:
     figs: list[tuple[str, str, str, Any]] = []
     resid: list[tuple] = []
     notes: list[str] = []
@@ -236,10 +239,10 @@ def _nested_figures(model: NestedMixingLaw, target: TargetFit | None, runs: Any,
         fitted = np.asarray(target.loss(target.mixtures)) if w is None else \
             _agg(np.asarray(target.domain_losses(target.mixtures)), w)
         held = None
-        how = ("Leave-one-mixture-out" if len(obs) <= MAX_HELD_OUT_REFITS else
-               f"Held-out ({MAX_HELD_OUT_REFITS}-fold over mixtures, to bound the report's cost)")
+        how = ("Leave-one-mixture-out" if len(obs) <= max_refits else
+               f"Held-out ({max_refits}-fold over mixtures, to bound the report's cost)")
         if leave_one_out:
-            lo, notes = _leave_one_out(target, model)
+            lo, notes = _leave_one_out(target, model, max_refits)
             if lo is None:
                 lomo_note = (f"{how} check skipped: the other mixtures are too few to fit the "
                              f"law ({len(model.sources_) + 2} needed).")
@@ -281,7 +284,8 @@ def _section(f: Figure) -> str:
 
 def build_report(model: Any, target: Any = None, *, runs: Any = None,
                  mixture: Mapping[str, Any] | None = None, draws: Any = None,
-                 leave_one_out: bool = True, level: float = 0.9,
+                 leave_one_out: bool = True, held_out_refits: int = MAX_HELD_OUT_REFITS,
+                 level: float = 0.9,
                  sections: Sequence[Any] = ()) -> Report:
     """Render the report of a fitted model (any family).
 
@@ -295,7 +299,10 @@ def build_report(model: Any, target: Any = None, *, runs: Any = None,
     mixture : a MIX.json dict (``mixlaws optimize``): the decision summary at the top.
     draws : :class:`~mixlaws.posterior.PosteriorDraws` at the target (nested family):
         posterior intervals, P(better) and sampling diagnostics.
-    leave_one_out : add leave-one-mixture-out points to the mixing figure (nested family).
+    leave_one_out : add held-out points to the mixing figure (nested family): each mixture
+        predicted by the mixing law fitted without it.
+    held_out_refits : at most this many refits for them (≥ 2; default
+        :data:`MAX_HELD_OUT_REFITS`): leave-one-out up to this many mixtures, k-fold above.
     level : level of the summary's intervals when computed here.
     sections : extra sections appended at the end, each with ``html`` (a fragment) and
         ``figures`` (:class:`Figure`), e.g. the "what to train next" section.
@@ -312,7 +319,11 @@ def build_report(model: Any, target: Any = None, *, runs: Any = None,
     n_top = len(figs)
     lomo_note, notes = "", []
     if isinstance(model, NestedMixingLaw):
-        stage, lomo_note, notes = _nested_figures(model, target, runs, dec, leave_one_out)
+        if held_out_refits < 2:
+            raise MixlawsError(f"held_out_refits must be ≥ 2 (or leave_one_out=False), not "
+                               f"{held_out_refits}")
+        stage, lomo_note, notes = _nested_figures(model, target, runs, dec, leave_one_out,
+                                                  held_out_refits)
         figs += stage
     figures = tuple(Figure(n, t, c, plots.to_png(f)) for n, t, c, f in figs)
 

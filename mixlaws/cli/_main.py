@@ -254,6 +254,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_into(args: argparse.Namespace, out, root: str) -> tuple[dict[str, Any], str]:
     from ..progress import progress
 
+    held_out = _held_out(args)          # a bad --held-out-refits fails before the fit, not after
+
     with progress("fitting step laws"):
         model, runs = _fit_model(args, (args.params, args.tokens))
     model.save(out("fit.json"))
@@ -281,7 +283,7 @@ def _run_into(args: argparse.Namespace, out, root: str) -> tuple[dict[str, Any],
         written += ["suggestions.csv"] if sections else []
     else:
         written += _write_html_report(model, target, runs, mix, out("report.html"),
-                                      out("figures"), root, sections, **_held_out(args))
+                                      out("figures"), root, sections, **held_out)
     summary = {
         "target": mix["target"], "predicted_loss": mix["predicted_loss"],
         "mixture": mix["mixture"], "baseline": mix["baseline"], "gain": mix["gain"],
@@ -334,6 +336,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ..fit import load_model
     from ..export import load_mixture
 
+    held_out = _held_out(args)
     model = load_model(args.fit)
     mix = None
     if args.mixture:
@@ -363,7 +366,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.params, args.tokens = N, D
         sections = _suggestion(args, model, runs, None)
     report = build_report(model, target, runs=runs, mixture=mix, draws=draws, sections=sections,
-                          **_held_out(args))
+                          **held_out)
     for fig in report.figures if png_dir else ():
         os.makedirs(png_dir, exist_ok=True)
         write_text(os.path.join(png_dir, f"{fig.name}.png"), fig.png, _INPUTS)

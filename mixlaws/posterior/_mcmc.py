@@ -122,7 +122,8 @@ def run_ensemble(log_prob: Callable[[jax.Array], jax.Array], x0: np.ndarray, *, 
                  seed: int, min_steps: int = 500, max_steps: int = 20000,
                  min_tau_multiple: float = 50.0, chunk: int = 500,
                  min_ess: float = 0.0, warn: bool = True, moves: Any = None) -> Chain:
-    """Run emcee's stretch-move ensemble with a vectorised log-probability until long enough.
+    """Run an emcee ensemble (stretch move, or ``moves``) with a vectorised log-probability
+    until long enough.
 
     Parameters
     ----------

@@ -83,7 +83,7 @@ model = make().fit(runs)
 target = model.target(N_STAR, D_STAR)
 print(f"alpha = {target.size.params['alpha'][0]:.4f}")
 # section 1 is this notebook's held-out check; the report's own leave-mixtures-out refits
-# (`leave_one_out=True`, the default) would add ~24 refits of this table
+# (`leave_one_out=True`, the default) would refit this table up to `MAX_HELD_OUT_REFITS` times
 report = build_report(model, target, runs=runs, leave_one_out=False)
 for f in report.figures:
     print(f.title)

@@ -156,7 +156,7 @@ def main() -> None:
             f"{np.nanmean([res[s][st][i][1] for s in seeds]):>9.4g} @{np.mean([res[s][st][i][0] for s in seeds]):>8.3g}"
             for st in STRATEGIES))
     fin = {st: np.nanmean([res[s][st][-1][1] for s in seeds]) for st in STRATEGIES}
-    print(f"final: " + ", ".join(f"{k} {v:.4g}" for k, v in fin.items())
+    print("final: " + ", ".join(f"{k} {v:.4g}" for k, v in fin.items())
           + f"; ratio suggest/random {fin['suggest'] / max(fin['random'], 1e-12):.3f}, "
             f"suggest/grid {fin['suggest'] / max(fin['grid'], 1e-12):.3f}; "
             f"total {time.time() - t0:.0f} s")

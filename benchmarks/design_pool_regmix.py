@@ -91,7 +91,8 @@ def replay(seed: int, args, setup) -> dict[str, list[tuple[float, float, float]]
         hist = [(cost * len(bought), _regret(table(bought), R_test, truth, weights), 0.0)]
         srng = np.random.default_rng([seed, 22])
         for rnd in range(args.rounds):
-            left = [r for r in ids if r not in set(bought)]
+            have = set(bought)
+            left = [r for r in ids if r not in have]
             t0 = time.perf_counter()
             if strat == "suggest":
                 pool = data.loc[left, ["run", "params", "tokens", *mix]].reset_index(drop=True)

@@ -26,7 +26,8 @@ import numpy as np
 from .. import _config  # noqa: F401
 from ..errors import InsufficientDataError
 from ._bounds import bound_warning
-from ._engine import GroupSolution, profile_shared, solve_groups, warn_unconverged
+from ._engine import (GroupSolution, JacobianStructure, profile_shared, solve_groups,
+                      warn_unconverged)
 from ..laws import (implicit_mixing_law, mixing_law, mixing_params, power_law_log,
                     sum_zero_basis)
 
@@ -157,6 +158,18 @@ def _step_residual_shared(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     return (jnp.log(pred) - jnp.log(y)).ravel()
 
 
+def step_structure(n_checkpoints: int, n_domains: int, n_beta: int | None) -> JacobianStructure:
+    """Jacobian structure of :func:`_step_residual` (``n_beta`` 1 or ``n_domains``) or, with
+    ``n_beta=None``, of :func:`_step_residual_shared`: residual ``(c, d)`` uses ``E_d``,
+    ``B_d`` and its ``beta``."""
+    d = np.tile(np.arange(n_domains), n_checkpoints)
+    cols = [d, n_domains + d]
+    if n_beta is not None:
+        cols.append(2 * n_domains + (d if n_beta > 1 else np.zeros_like(d)))
+    return JacobianStructure(np.stack(cols, 1),
+                             2 * n_domains + (0 if n_beta is None else n_beta))
+
+
 def _size_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:
     x, y, log_alpha = data                        # (S,), (S,), () shared exponent (nan: free)
     la = jnp.where(theta.size == 3, theta[-1], log_alpha)
@@ -233,7 +246,7 @@ def fit_step_stage(
             data = (jnp.asarray(x), jnp.asarray(y), jnp.full(G, lb))
             return solve_groups(_step_residual_shared, data, weights, bounds[:, :2 * nd],
                                 starts[:, :, :2 * nd][[int(np.argmin(np.abs(exps - np.exp(lb))))]],
-                                delta=delta)
+                                delta=delta, structure=step_structure(C, nd, None))
         n_pts = float(weights.sum())
         prof = profile_shared(solve_at, np.log(1e-2), np.log(2.0), delta=delta,
                               sigma2=lambda s: float((s.residuals**2 * weights).sum()
@@ -251,7 +264,7 @@ def fit_step_stage(
                                 [sol.bound_side, np.zeros((G, 1), np.int8)], 1))
     else:
         sol = solve_groups(_step_residual, (jnp.asarray(x), jnp.asarray(y)), weights, bounds,
-                           starts, delta=delta)
+                           starts, delta=delta, structure=step_structure(C, nd, nb))
     th, cov = sol.theta, sol.cov
     E, Bref, beta = th[:, :nd], th[:, nd:2 * nd], np.exp(th[:, 2 * nd:])
     beta_d = np.broadcast_to(beta, (G, nd))

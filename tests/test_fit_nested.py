@@ -256,3 +256,42 @@ def test_jacobian_structure_rejects_a_parameter_in_two_colours():
 
     with pytest.raises(ValueError, match="another colour"):
         JacobianStructure(np.array([[0, 1], [1, 2]]), 3)
+
+
+def test_finished_groups_leave_the_batch_without_changing_the_solution(monkeypatch):
+    """A few slow groups in a large batch: the active ones move to a smaller batch; the
+    solution is the full batch's, to the convergence tolerance."""
+    import jax.numpy as jnp
+
+    import mixlaws.fit._engine as engine
+    from mixlaws.fit._stages import _step_residual, step_structure
+
+    rng = np.random.default_rng(7)
+    G, C, nd = 72, 8, 2
+    x = np.log(np.geomspace(1, 30, C)) - 1.7
+    E, B, beta = rng.uniform(1.5, 2.5, (G, nd)), rng.uniform(0.5, 1.0, (G, nd)), rng.uniform(0.3, 0.6, G)
+    y = (E[:, None] + B[:, None] * np.exp(-beta[:, None, None] * x[None, :, None])) * np.exp(
+        0.003 * rng.standard_normal((G, C, nd)))
+    data = (jnp.asarray(np.tile(x, (G, 1))), jnp.asarray(y))
+    bounds = np.tile(np.array([[0.0, 1.4]] * nd + [[0.0, 50.0]] * nd + [[-7.0, 1.1]]), (G, 1, 1))
+    starts = np.concatenate([np.full((1, G, nd), 1.0), np.full((1, G, nd), 1.0),
+                             np.full((1, G, 1), np.log(0.45))], -1)
+    starts[0, :6] = np.concatenate([np.full(nd, 0.01), np.full(nd, 40.0), [np.log(2.5)]])  # slow
+    args = (_step_residual, data, np.ones((G, C * nd)), bounds, starts)
+    sizes = []
+    step = engine._lm_step
+
+    def spy(residual, theta, *a):
+        sizes.append(theta.shape[0])
+        return step(residual, theta, *a)
+
+    monkeypatch.setattr(engine, "_lm_step", spy)
+    compact = solve_groups(*args, structure=step_structure(C, nd, 1))
+    assert min(sizes) < G, "no group left the batch"
+    monkeypatch.setattr(engine, "COMPACT_MIN", 10**9)
+    sizes.clear()
+    whole = solve_groups(*args, structure=step_structure(C, nd, 1))
+    assert set(sizes) == {G}
+    assert compact.converged.all() and whole.converged.all()
+    np.testing.assert_allclose(compact.objective, whole.objective, rtol=1e-8)
+    np.testing.assert_allclose(compact.theta, whole.theta, rtol=1e-4, atol=1e-6)

@@ -226,22 +226,31 @@ def test_step_jacobian_structure_matches_the_dense_jacobian(C, nd, tie, seed):
     assert struct.check(fn, theta, data) < 1e-12
 
 
-def test_structured_solve_gives_the_dense_solution():
-    """Same groups, same starts: the sparse normal equations reach the dense ones' optimum."""
+def _step_problem(seed, G, C, nd, *, tokens_span, shift, noise, beta_start):
+    """``G`` runs of step laws (``beta`` shared by a run's ``nd`` domains) at ``C`` checkpoints
+    with log-normal noise: ``(data, bounds, starts)`` for :func:`solve_groups` in the step
+    stage's parameterisation ``(E_d, B_d, log beta)``, one start per group."""
     import jax.numpy as jnp
 
-    from mixlaws.fit._stages import _step_residual, step_structure
-
-    rng = np.random.default_rng(4)
-    G, C, nd = 6, 8, 3
-    x = np.log(np.geomspace(1, 20, C)) - 1.5
+    rng = np.random.default_rng(seed)
+    x = np.log(np.geomspace(1, tokens_span, C)) - shift
     E, B, beta = rng.uniform(1.5, 2.5, (G, nd)), rng.uniform(0.5, 1.0, (G, nd)), rng.uniform(0.3, 0.6, G)
     y = (E[:, None] + B[:, None] * np.exp(-beta[:, None, None] * x[None, :, None])) * np.exp(
-        0.002 * rng.standard_normal((G, C, nd)))
+        noise * rng.standard_normal((G, C, nd)))
     data = (jnp.asarray(np.tile(x, (G, 1))), jnp.asarray(y))
     bounds = np.tile(np.array([[0.0, 1.4]] * nd + [[0.0, 50.0]] * nd + [[-7.0, 1.1]]), (G, 1, 1))
     starts = np.concatenate([np.full((1, G, nd), 1.0), np.full((1, G, nd), 1.0),
-                             np.full((1, G, 1), np.log(0.4))], -1)
+                             np.full((1, G, 1), np.log(beta_start))], -1)
+    return data, bounds, starts
+
+
+def test_structured_solve_gives_the_dense_solution():
+    """Same groups, same starts: the sparse normal equations reach the dense ones' optimum."""
+    from mixlaws.fit._stages import _step_residual, step_structure
+
+    G, C, nd = 6, 8, 3
+    data, bounds, starts = _step_problem(4, G, C, nd, tokens_span=20, shift=1.5, noise=0.002,
+                                         beta_start=0.4)
     w = np.ones((G, C * nd))
     dense = solve_groups(_step_residual, data, w, bounds, starts)
     sparse = solve_groups(_step_residual, data, w, bounds, starts,
@@ -261,21 +270,12 @@ def test_jacobian_structure_rejects_a_parameter_in_two_colours():
 def test_finished_groups_leave_the_batch_without_changing_the_solution(monkeypatch):
     """A few slow groups in a large batch: the active ones move to a smaller batch; the
     solution is the full batch's, to the convergence tolerance."""
-    import jax.numpy as jnp
-
     import mixlaws.fit._engine as engine
     from mixlaws.fit._stages import _step_residual, step_structure
 
-    rng = np.random.default_rng(7)
     G, C, nd = 72, 8, 2
-    x = np.log(np.geomspace(1, 30, C)) - 1.7
-    E, B, beta = rng.uniform(1.5, 2.5, (G, nd)), rng.uniform(0.5, 1.0, (G, nd)), rng.uniform(0.3, 0.6, G)
-    y = (E[:, None] + B[:, None] * np.exp(-beta[:, None, None] * x[None, :, None])) * np.exp(
-        0.003 * rng.standard_normal((G, C, nd)))
-    data = (jnp.asarray(np.tile(x, (G, 1))), jnp.asarray(y))
-    bounds = np.tile(np.array([[0.0, 1.4]] * nd + [[0.0, 50.0]] * nd + [[-7.0, 1.1]]), (G, 1, 1))
-    starts = np.concatenate([np.full((1, G, nd), 1.0), np.full((1, G, nd), 1.0),
-                             np.full((1, G, 1), np.log(0.45))], -1)
+    data, bounds, starts = _step_problem(7, G, C, nd, tokens_span=30, shift=1.7, noise=0.003,
+                                         beta_start=0.45)
     starts[0, :6] = np.concatenate([np.full(nd, 0.01), np.full(nd, 40.0), [np.log(2.5)]])  # slow
     args = (_step_residual, data, np.ones((G, C * nd)), bounds, starts)
     sizes = []

@@ -235,6 +235,17 @@ def _bucket(n: int) -> int:
     return max(8, 1 << int(np.ceil(np.log2(max(n, 1)))))
 
 
+def _write_back(full: list[np.ndarray] | None, state: tuple, rows: np.ndarray,
+                real: np.ndarray) -> list[np.ndarray]:
+    """The full-batch numpy state with the working slots that hold their own group written
+    in (``full=None``: the working batch is still the full one)."""
+    if full is None:
+        return [np.array(a) for a in state]
+    for dst, src in zip(full, state):
+        dst[rows[real]] = np.asarray(src)[real]
+    return full
+
+
 def _lm(residual: ResidualFn, theta: jax.Array, data: Any, weights: jax.Array, lo: jax.Array,
         hi: jax.Array, max_iter: int, delta: float, structure: Any = None):
     """Iterate :func:`_lm_step` until every group's decrement is tiny or damping saturates.
@@ -249,44 +260,30 @@ def _lm(residual: ResidualFn, theta: jax.Array, data: Any, weights: jax.Array, l
     this body deadlocks intermittently in the XLA CPU runtime of jax 0.10).
     """
     F, dec = _lm_state(residual, theta, data, weights, lo, hi, delta, structure)
-    lam = jnp.full(theta.shape[0], 1e-3)
-    full = None                                    # numpy copies while working on a subset
+    state = (theta, F, jnp.full(theta.shape[0], 1e-3), dec)    # theta, F, lambda, decrement
+    batch = (data, weights, lo, hi)
+    full = None                                    # numpy state of every group, once shrunk
     rows = np.arange(theta.shape[0])               # full-batch index of each working slot
     real = np.ones(theta.shape[0], bool)           # slot holds its own group (not a copy)
-    work = (theta, F, lam, dec, data, weights, lo, hi)
-
-    def write_back(work, full):
-        th, F_, lam_, dec_ = (np.array(a) for a in work[:4])
-        for dst, src in zip(full, (th, F_, lam_, dec_)):
-            dst[rows[real]] = src[real]
-
     it = 0
     while it < max_iter:
-        th, F_, lam_, dec_ = _lm_step(residual, *work[:3], *work[4:], delta, structure)
-        work = (th, F_, lam_, dec_) + work[4:]
+        state = _lm_step(residual, *state[:3], *batch, delta, structure)
         it += 1
         if it % 5 == 0:
-            tol = DECREMENT_TOL * 1e-2 * np.maximum(1.0, np.asarray(F_))
-            active = (np.asarray(dec_) > tol) & (np.asarray(lam_) < 1e15) & real
+            F_, lam_, dec_ = (np.asarray(a) for a in state[1:])
+            tol = DECREMENT_TOL * 1e-2 * np.maximum(1.0, F_)
+            active = (dec_ > tol) & (lam_ < 1e15) & real
             if not active.any():
                 break
-            n_act, size = int(active.sum()), len(rows)
-            if size >= COMPACT_MIN and n_act <= size // 4:
-                if full is None:
-                    full = [np.array(a) for a in (theta, F, lam, dec)]
-                write_back(work, full)
+            n_act = int(active.sum())
+            if len(rows) >= COMPACT_MIN and n_act <= len(rows) // 4:
+                full = _write_back(full, state, rows, real)
                 keep = rows[active]
-                pad = _bucket(n_act) - n_act
-                rows = np.concatenate([keep, np.full(pad, keep[0])])
+                rows = np.concatenate([keep, np.full(_bucket(n_act) - n_act, keep[0])])
                 real = np.arange(len(rows)) < n_act
-                take = lambda a: jnp.asarray(a)[rows]  # noqa: E731
-                work = (tuple(jnp.asarray(a[rows]) for a in full)
-                        + (jax.tree.map(take, data), take(weights), take(lo), take(hi)))
-    if full is not None:
-        write_back(work, full)
-        theta = jnp.asarray(full[0])
-    else:
-        theta = work[0]
+                state = tuple(jnp.asarray(a[rows]) for a in full)
+                batch = jax.tree.map(lambda a: jnp.asarray(a)[rows], (data, weights, lo, hi))
+    theta = state[0] if full is None else jnp.asarray(_write_back(full, state, rows, real)[0])
     F, dec = _lm_state(residual, theta, data, weights, lo, hi, delta, structure)
     return theta, F, dec, it
 

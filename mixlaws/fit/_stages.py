@@ -242,11 +242,13 @@ def fit_step_stage(
     starts[:, :, 2 * nd:] = np.log(exps)[:, None, None]
     weights = w3.reshape(G, C * nd)
     if tie == "all":
+        shared_structure = step_structure(C, nd, None)
+
         def solve_at(lb: float) -> GroupSolution:
             data = (jnp.asarray(x), jnp.asarray(y), jnp.full(G, lb))
             return solve_groups(_step_residual_shared, data, weights, bounds[:, :2 * nd],
                                 starts[:, :, :2 * nd][[int(np.argmin(np.abs(exps - np.exp(lb))))]],
-                                delta=delta, structure=step_structure(C, nd, None))
+                                delta=delta, structure=shared_structure)
         n_pts = float(weights.sum())
         prof = profile_shared(solve_at, np.log(1e-2), np.log(2.0), delta=delta,
                               sigma2=lambda s: float((s.residuals**2 * weights).sum()

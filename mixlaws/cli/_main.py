@@ -626,7 +626,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("mixlaws: interrupted", file=sys.stderr)
         return 130
     warnings.showwarning = _show_warning
+    from .._config import use_compile_cache
     from ..progress import configure_logging
+
+    use_compile_cache()
 
     configure_logging(verbose=args.verbose, quiet=args.quiet)
     if getattr(args, "steps", None) is not None:

@@ -121,13 +121,14 @@ def integrated_time(x: np.ndarray, c: float = 5.0, thin: int = 1) -> np.ndarray:
 def run_ensemble(log_prob: Callable[[jax.Array], jax.Array], x0: np.ndarray, *, name: str,
                  seed: int, min_steps: int = 500, max_steps: int = 20000,
                  min_tau_multiple: float = 50.0, chunk: int = 500,
-                 min_ess: float = 0.0, warn: bool = True, moves: Any = None) -> Chain:
-    """Run an emcee ensemble (stretch move, or ``moves``) with a vectorised log-probability
-    until long enough.
+                 min_ess: float = 0.0, warn: bool = True, moves: Any = None,
+                 args: tuple = (), sampler: str = "emcee") -> Chain:
+    """Run an affine-invariant ensemble (stretch move, or ``moves``) with a vectorised
+    log-probability until long enough.
 
     Parameters
     ----------
-    log_prob : jitted ``(n_walkers, dim) -> (n_walkers,)``.
+    log_prob : jitted ``(n_walkers, dim), *args -> (n_walkers,)``.
     x0 : ``(n_walkers, dim)`` initial walkers (around the best fit).
     min_steps, max_steps : first run length and budget.
     min_tau_multiple : stop once ``n_steps >= min_tau_multiple * max(tau)``...
@@ -136,6 +137,10 @@ def run_ensemble(log_prob: Callable[[jax.Array], jax.Array], x0: np.ndarray, *, 
     warn : emit a :class:`ChainWarning` for a chain that stays too short (callers that run
         many chains set ``False`` and warn once, from the diagnostics).
     moves : emcee moves (default: its stretch move); see :func:`ridge_moves`.
+    args : arrays passed to ``log_prob`` after the walkers.
+    sampler : ``"emcee"`` (the reference) or ``"jax"``: the same moves compiled by JAX, 100
+        steps per call (:class:`~mixlaws.posterior._ensemble.CompiledEnsemble`); give it a
+        stable ``log_prob`` (module-level, data in ``args``) so that it compiles once per shape.
 
     The chain is extended by ``chunk`` steps (or to the length that the current
     tau estimate asks for, whichever is larger) until the criterion holds or the
@@ -144,30 +149,42 @@ def run_ensemble(log_prob: Callable[[jax.Array], jax.Array], x0: np.ndarray, *, 
     nw, dim = x0.shape
     rng = np.random.RandomState(seed % (2**32))
     # numpy straight into the jitted function: jnp.asarray first costs ~10x the call itself
-    f = lambda x: np.asarray(log_prob(np.asarray(x, float)))  # noqa: E731
+    f = lambda x: np.asarray(log_prob(np.asarray(x, float), *args))  # noqa: E731
     lp0 = f(x0)
     if not np.all(np.isfinite(lp0)):
         raise MixlawsError(f"{name}: the best fit has zero posterior density (outside the "
                            f"priors); check the fit warnings")
-    sampler = emcee.EnsembleSampler(nw, dim, f, vectorize=True, moves=moves)
-    sampler.random_state = rng.get_state()
-    state = sampler.run_mcmc(x0, min_steps, progress=False)
+    if sampler == "jax":
+        from ._ensemble import CompiledEnsemble
+
+        ens = CompiledEnsemble(log_prob, x0, lp0, moves=moves, seed=seed, args=args)
+        run = ens.run
+    elif sampler == "emcee":
+        ens = emcee.EnsembleSampler(nw, dim, f, vectorize=True, moves=moves)
+        ens.random_state = rng.get_state()
+        state = x0
+
+        def run(n: int) -> None:
+            nonlocal state
+            state = ens.run_mcmc(state, n, progress=False)
+    else:
+        raise MixlawsError(f"unknown sampler {sampler!r}: use 'emcee' or 'jax'")
+    run(min_steps)
     while True:
-        chain = sampler.get_chain()
+        chain = ens.get_chain()
         n = chain.shape[0]
         tau = integrated_time(chain[n // 5:])
         need = int(np.ceil(max(min_tau_multiple, min_ess / (0.8 * nw)) * np.max(tau)))
         if n >= need or n >= max_steps:
             break
-        more = int(min(max(chunk, need - n + chunk // 5), max_steps - n))
-        state = sampler.run_mcmc(state, more, progress=False)
+        run(int(min(max(chunk, need - n + chunk // 5), max_steps - n)))
     tmax = float(np.max(tau))
     burn = int(min(max(2 * tmax, n / 5), n // 2))
     kept = chain[burn:]
     ok = n >= min_tau_multiple * tmax
     diag = ChainDiagnostics(name=name, n_walkers=nw, n_steps=n, burn=burn, tau=tau,
                             steps_per_tau=n / tmax, ess=nw * kept.shape[0] / tmax,
-                            acceptance=float(np.mean(sampler.acceptance_fraction)), converged=ok)
+                            acceptance=float(np.mean(ens.acceptance_fraction)), converged=ok)
     if not ok and warn:
         warnings.warn(f"{name}: chain of {n} steps is only {n / tmax:.0f} autocorrelation times "
                       f"(tau = {tmax:.0f} steps; want ≥ {min_tau_multiple:.0f}); intervals may be "

@@ -65,6 +65,7 @@ emits a :class:`ChainWarning` (never a silent pass). ESS is
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 
 import jax
@@ -221,6 +222,20 @@ def _truncated_draw(mean: np.ndarray, cov: np.ndarray, alpha: np.ndarray, ymin: 
     return np.stack([z[:, 0] + z[:, 1] / alpha, z[:, 1]], -1)
 
 
+SIZE_SAMPLER = "jax"
+"""Sampler of the size stage's ``(alpha, tau, lambda)``: the JAX-compiled ensemble (same moves as
+emcee's, the same statistical check; ``benchmarks/posterior_speed.py`` measures both)."""
+
+
+@functools.lru_cache(maxsize=None)
+def _batched_log_marginal(invariant: bool, truncate: bool, profile: bool, scale_step: bool):
+    """:func:`size_log_marginal` over walkers ``(n, dim)``, data as arguments: one function per
+    option set, so that the compiled sampler compiles once per table shape."""
+    one = functools.partial(size_log_marginal, invariant=invariant, truncate=truncate,
+                            profile=profile, scale_step=scale_step)
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None, None, None, None)))
+
+
 def sample_size_stage(x_log: np.ndarray, y: np.ndarray, s2: np.ndarray, w: np.ndarray,
                       block: np.ndarray, alpha_hat: np.ndarray, x_target: float, n_draws: int, *,
                       seed: int, max_steps: int = 20000, units: np.ndarray | None = None,
@@ -249,17 +264,16 @@ def sample_size_stage(x_log: np.ndarray, y: np.ndarray, s2: np.ndarray, w: np.nd
     """
     nb = int(block.max()) + 1
     args = tuple(jnp.asarray(a) for a in (x_log, y, s2, w)) + (jnp.asarray(block),)
-    lp = jax.jit(jax.vmap(lambda th: size_log_marginal(th, *args, invariant=invariant,
-                                                       truncate=truncate, profile=profile,
-                                                       scale_step=scale_step)))
+    lp = _batched_log_marginal(invariant, truncate, profile, scale_step)
     rng = np.random.default_rng([seed, 1])
     center = np.concatenate([np.log(np.clip(alpha_hat, 1e-3, 1.9)), [np.log(1e-3)],
                              [np.log(0.5)] if scale_step else []])
     nw = max(32, 4 * center.size)
-    ok = lambda X: np.isfinite(np.asarray(lp(jnp.asarray(X))))  # noqa: E731
+    ok = lambda X: np.isfinite(np.asarray(lp(jnp.asarray(X), *args)))  # noqa: E731
     x0 = walkers_in_support(center, np.full(center.size, 0.05), nw, rng, ok)
     chain = run_ensemble(lp, x0, name="size stage (alpha, tau)", seed=seed, max_steps=max_steps,
-                         min_ess=n_draws, moves=ridge_moves() if scale_step else None)
+                         min_ess=n_draws, moves=ridge_moves() if scale_step else None,
+                         args=args, sampler=SIZE_SAMPLER)
     flat = chain.flat()
     pick = flat[rng.integers(0, flat.shape[0], n_draws)]
     G, S = y.shape

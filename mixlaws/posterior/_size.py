@@ -262,7 +262,6 @@ def sample_size_stage(x_log: np.ndarray, y: np.ndarray, s2: np.ndarray, w: np.nd
     noise_corr : ``(K, K)`` correlation of the run noise ``tau`` across a unit's groups;
         default identity.
     """
-    nb = int(block.max()) + 1
     args = tuple(jnp.asarray(a) for a in (x_log, y, s2, w)) + (jnp.asarray(block),)
     lp = _batched_log_marginal(invariant, truncate, profile, scale_step)
     rng = np.random.default_rng([seed, 1])

@@ -19,7 +19,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-__all__ = ["x64_enabled", "use_compile_cache", "CACHE_ENV", "CACHE_MAX_BYTES"]
+__all__ = ["x64_enabled", "use_compile_cache", "default_cache_dir", "CACHE_ENV", "CACHE_MAX_BYTES"]
 
 CACHE_ENV = "MIXLAWS_COMPILE_CACHE"
 """Environment variable: the cache directory, or ``off`` (also ``0``, ``no``, empty) for none."""

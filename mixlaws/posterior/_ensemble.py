@@ -21,7 +21,7 @@ the other half, ``z`` likewise):
   normalises ``e`` and the factor differently.)
 
 Every move keeps the target invariant; the same statistical check is run on this sampler and
-on emcee (``tests/test_posterior_marginal.py``). Non-finite log-probabilities reject.
+on emcee (``tests/test_samplers.py``). Non-finite log-probabilities reject.
 """
 
 from __future__ import annotations
@@ -118,9 +118,7 @@ def sample_chunk(log_prob: Callable, moves: tuple[MoveSpec, ...], n_steps: int, 
         for i, (qi, fi) in enumerate(props[1:], 1):
             q, f = jnp.where(m == i, qi, q), jnp.where(m == i, fi, f)
         lq = log_prob(q, *args)
-        lq = jnp.where(jnp.isnan(lq), -jnp.inf, lq)
-        acc = jnp.log(jax.random.uniform(kb, ls.shape)) < f + lq - ls
-        acc = acc & jnp.isfinite(lq)
+        acc = (jnp.log(jax.random.uniform(kb, ls.shape)) < f + lq - ls) & jnp.isfinite(lq)
         x = x.at[idx_s].set(jnp.where(acc[:, None], q, s))
         lp = lp.at[idx_s].set(jnp.where(acc, lq, ls))
         return x, lp, acc
@@ -149,7 +147,7 @@ class CompiledEnsemble:
     ----------
     log_prob : ``(X (n, d), *args) -> (n,)``, stable (see :func:`sample_chunk`).
     x0 : ``(nw, d)`` initial walkers; ``lp0`` their log-probabilities.
-    moves : emcee moves or specs (:func:`jax_moves`).
+    moves : emcee moves, as :func:`mixlaws.posterior.run_ensemble` takes them (:func:`jax_moves`).
     seed : the run's seed.
     block : steps per compiled call (runs are extended in multiples of it).
     """
@@ -157,8 +155,7 @@ class CompiledEnsemble:
     def __init__(self, log_prob: Callable, x0: np.ndarray, lp0: np.ndarray, *, moves,
                  seed: int, args: Sequence = (), block: int = 100) -> None:  # noqa: ANN001
         self.log_prob, self.args, self.block = log_prob, tuple(args), int(block)
-        self.moves = moves if (moves and isinstance(moves[0], tuple) and
-                               isinstance(moves[0][0], str)) else jax_moves(moves)
+        self.moves = jax_moves(moves)
         self._x, self._lp = jnp.asarray(x0, float), jnp.asarray(lp0, float)
         self._key = jax.random.PRNGKey(seed % (2**32))
         self._chunks: list[np.ndarray] = []

@@ -12,7 +12,6 @@ parameter, extending up to ``max_steps``; if the budget runs out it emits a
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -147,7 +146,6 @@ def run_ensemble(log_prob: Callable[[jax.Array], jax.Array], x0: np.ndarray, *, 
     budget is spent. Burn-in is ``max(2 max(tau), n_steps / 5)``.
     """
     nw, dim = x0.shape
-    rng = np.random.RandomState(seed % (2**32))
     # numpy straight into the jitted function: jnp.asarray first costs ~10x the call itself
     f = lambda x: np.asarray(log_prob(np.asarray(x, float), *args))  # noqa: E731
     lp0 = f(x0)
@@ -161,7 +159,7 @@ def run_ensemble(log_prob: Callable[[jax.Array], jax.Array], x0: np.ndarray, *, 
         run = ens.run
     elif sampler == "emcee":
         ens = emcee.EnsembleSampler(nw, dim, f, vectorize=True, moves=moves)
-        ens.random_state = rng.get_state()
+        ens.random_state = np.random.RandomState(seed % (2**32)).get_state()
         state = x0
 
         def run(n: int) -> None:

@@ -224,7 +224,7 @@ def _truncated_draw(mean: np.ndarray, cov: np.ndarray, alpha: np.ndarray, ymin: 
 
 SIZE_SAMPLER = "jax"
 """Sampler of the size stage's ``(alpha, tau, lambda)``: the JAX-compiled ensemble (same moves as
-emcee's, the same statistical check; ``benchmarks/posterior_speed.py`` measures both)."""
+emcee's, the same statistical check; ``benchmarks/sampler_speed.py`` measures both)."""
 
 
 @functools.lru_cache(maxsize=None)

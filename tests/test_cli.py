@@ -15,10 +15,8 @@ TARGET = ["--params", "1e9", "--tokens", "2e10"]
 
 
 @pytest.fixture(scope="module")
-def fit_json(tmp_path_factory, sweep_path):
-    out = tmp_path_factory.mktemp("cli") / "fit.json"
-    assert main(["--quiet", "fit", str(sweep_path), "--tie-beta", "all", "-o", str(out)]) == 0
-    return out
+def fit_json(fixture_fit):
+    return fixture_fit          # `mixlaws fit --tie-beta all` of the bundled sweep (conftest)
 
 
 def run_cli(args, capsys):
@@ -102,11 +100,8 @@ def test_predict_mixture_takes_a_run_id_as_baseline_does(fit_json, sweep_path, c
     assert code == 2 and "neither a mixture" in err
 
 
-def test_run_writes_every_output(tmp_path, sweep_path, capsys, baseline_text):
-    out = tmp_path / "out"
-    code, stdout, _ = run_cli(["--quiet", "run", str(sweep_path), *TARGET, "--tie-beta", "all",
-                               "--baseline", baseline_text, "-o", str(out)], capsys)
-    assert code == 0
+def test_run_writes_every_output(fixture_run):
+    out, stdout = fixture_run   # `mixlaws --quiet run` of the bundled sweep (conftest)
     summary = json.loads(stdout)
     for name in summary["files"]:
         assert (out / name).stat().st_size > 0

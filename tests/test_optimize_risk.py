@@ -22,7 +22,6 @@ from _expected import expected_warnings
 
 BASELINE = "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1"
 TARGET = ["--params", "1e9", "--tokens", "2e10"]
-SWEEP = str(Path(__file__).resolve().parents[1] / "fixtures" / "sweep.csv")
 
 
 def _empirical_set(x: np.ndarray, level: float) -> tuple[float, float]:
@@ -114,13 +113,9 @@ def test_properties(x, l1, l2, h, shift, scale):
 
 
 @pytest.fixture(scope="module")
-def posterior_fit(tmp_path_factory):
-    """The fixture fitted and sampled (300 draws) through the CLI, once for this module."""
-    d = tmp_path_factory.mktemp("risk")
-    fit = str(d / "fit.json")
-    assert main(["--quiet", "fit", SWEEP, "--tie-beta", "all", "-o", fit]) == 0
-    assert main(["--quiet", "sample", fit, *TARGET, "--draws", "300"]) == 0
-    return {"fit": fit, "npz": str(d / "fit.posterior.npz"), "dir": d}
+def posterior_fit(fixture_posterior):
+    """The fixture fitted and sampled (300 draws) through the CLI, once per session (conftest)."""
+    return fixture_posterior
 
 
 def _optimize_cli(posterior_fit, objective, capsys):

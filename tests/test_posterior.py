@@ -155,15 +155,15 @@ def test_bootstrap_over_runs(small):
 
 
 @pytest.mark.slow
-def test_cli_sample_predict_optimize(tmp_path, capsys):
-    fit = str(tmp_path / "fit.json")
-    assert main(["--quiet", "fit", "fixtures/sweep.csv", "--tie-beta", "all", "-o", fit]) == 0
-    assert main(["predict", fit, "--params", "1e9", "--tokens", "2e10",
+def test_cli_sample_predict_optimize(fixture_fit, fixture_posterior, tmp_path, capsys):
+    """`predict --level` asks for `mixlaws sample` first; after it (conftest's
+    ``fixture_posterior``: `mixlaws sample FIT --draws 300`) predict and optimize use the draws
+    the fit names."""
+    assert main(["predict", str(fixture_fit), "--params", "1e9", "--tokens", "2e10",
                  "--mixture", "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1",
                  "--level", "0.9"]) == 2
     assert "mixlaws sample" in capsys.readouterr().err
-    assert main(["sample", fit, "--params", "1e9", "--tokens", "2e10", "--draws", "300"]) == 0
-    capsys.readouterr()
+    fit = fixture_posterior["fit"]
     assert json.loads(Path(fit).read_text())["posterior"]["file"] == "fit.posterior.npz"
     assert main(["predict", fit, "--params", "1e9", "--tokens", "2e10", "--per-domain",
                  "--mixture", "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1",

@@ -29,15 +29,18 @@ def _images(html: str) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, sweep_path):
-    out = tmp_path_factory.mktemp("run")
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        code = main(["--quiet", "run", str(sweep_path), "--params", "1e9",
-                     "--tokens", "2e10", "--tie-beta", "all", "--baseline",
-                     "web=0.6,code=0.1,books=0.1,papers=0.1,wiki=0.1", "--formats", "json",
-                     "-o", str(out)])
-    assert code == 0
-    return out
+def run_dir(fixture_run):
+    return fixture_run[0]       # `mixlaws run` of the bundled sweep at 1e9 / 2e10 (conftest)
+
+
+@pytest.fixture(scope="module")
+def run_draws(run_dir, sweep_path):
+    """200 posterior draws of the run's fit at its target, once for this module."""
+    from mixlaws.posterior import sample_posterior
+
+    with expected_warnings():
+        return sample_posterior(load_model(run_dir / "fit.json"), read_runs(sweep_path), 1e9,
+                                2e10, n_draws=200)
 
 
 @pytest.mark.slow
@@ -113,7 +116,7 @@ def test_report_command_half_target_is_an_error(run_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_leave_one_mixture_out_matches_manual_refit(run_dir, sweep_path):
+def test_leave_one_mixture_out_matches_manual_refit(run_dir, run_draws):
     from mixlaws.fit import fit_mixing_stage
 
     model = load_model(run_dir / "fit.json")
@@ -155,10 +158,8 @@ def test_leave_one_mixture_out_matches_manual_refit(run_dir, sweep_path):
     assert "Intervals (80 %)" in rep.html and "No interval" not in rep.html
 
     from mixlaws.optimize import compare_to_baseline
-    from mixlaws.posterior import sample_posterior
 
-    with expected_warnings():
-        draws = sample_posterior(model, read_runs(sweep_path), 1e9, 2e10, n_draws=200)
+    draws = run_draws
     sampled = build_report(model, target, mixture=mix, draws=draws, leave_one_out=False)
     assert "No posterior draws" in plain.html and "No posterior draws" not in sampled.html
     assert "acceptance" in sampled.html and by(sampled)["mixture"] != by(plain)["mixture"]
@@ -195,15 +196,13 @@ def test_write_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_report_reads_posterior_and_old_draws_spelling(run_dir, sweep_path, tmp_path):
+def test_report_reads_posterior_and_old_draws_spelling(run_dir, run_draws, tmp_path):
     """`report --posterior FILE`, the deprecated `--draws FILE`, and the posterior the fit names."""
     import shutil
 
-    from mixlaws.posterior import sample_posterior, save_draws
+    from mixlaws.posterior import save_draws
 
-    model = load_model(run_dir / "fit.json")
-    with expected_warnings():
-        draws = sample_posterior(model, read_runs(sweep_path), 1e9, 2e10, n_draws=100)
+    draws = run_draws
     fit = tmp_path / "fit.json"
     shutil.copy(run_dir / "fit.json", fit)
     save_draws(draws, tmp_path / "fit.posterior.npz")

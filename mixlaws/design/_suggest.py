@@ -143,8 +143,8 @@ def _cold_start(summary, sizes, ratio, budget, batch, C, tokens, rng, params,
     M = len(summary.sources)
     need = M + 2
     picks: list[tuple[ProposedRun, float, str, str, str]] = []
-    notes = [f"the target cannot be predicted from this table yet: proposing by design rule "
-             f"(space-filling mixtures, then second sizes), not by the criterion"]
+    notes = ["the target cannot be predicted from this table yet: proposing by design rule "
+             "(space-filling mixtures, then second sizes), not by the criterion"]
     left, n_left = float(budget), int(batch)
     tok = lambda n: float(np.rint(ratio * n))  # noqa: E731
 
@@ -263,7 +263,6 @@ def suggest_runs(runs: RunsTable, params: float, tokens: float, budget: float, *
     """
     summary = summarise_table(runs)
     sources = summary.sources
-    M = len(sources)
     sizes_ = np.unique(np.asarray(summary.run_params if sizes is None else sizes, float))
     ratio = summary.ratio if tokens_per_param is None else float(tokens_per_param)
     _check(summary, params, tokens, budget, sizes_, ratio, batch)

@@ -26,16 +26,10 @@ from typing import Any, Callable, Mapping, Sequence
 import yaml
 
 from ..errors import MixlawsError
-from ._readers import parse_export
 from ._manifest import (
     Manifest,
     _normalised,
-    load_doc_lengths,
-    load_mixture,
-    load_paths,
-    manifest_from_dict,
     per_document_probabilities,
-    token_shares_from_documents,
 )
 
 __all__ = ["FORMATS", "canonical_dict", "export"]

@@ -40,7 +40,6 @@ The linear part (bounds, fixed, groups, availability, sum to 1) is checked with
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import dataclasses
 from dataclasses import dataclass

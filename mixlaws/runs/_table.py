@@ -25,13 +25,9 @@ from ._io import (
     PathLike,
     cell_text,
     first_bad,
-    mixture_from_mapping,
     numeric,
-    parse_mixture,
     prefixed,
     read_frame,
-    read_mixtures,
-    read_val_weights,
     renormalise,
     strip_columns,
 )

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
-from mixlaws.posterior import run_blocks
+from mixlaws.posterior import CHAIN_BYTES, run_blocks
 from mixlaws.posterior import (gaussian_marginal, log_box_probability, student_marginal,
                                student_marginal_line)
 
@@ -93,9 +93,13 @@ def test_log_box_probability():
     assert np.isfinite(far) and far == pytest.approx(stats.norm.logsf(40.0), rel=1e-3)
 
 
-def test_block_stretch_move_samples_each_block_like_emcee():
+@pytest.mark.parametrize("bound", [None, 2.0, 0.5])
+def test_block_stretch_move_samples_each_block_like_emcee(bound):
     """Five independent 2-D Gaussians sampled in one emcee run: each block has the right mean
-    and sd, and the same autocorrelation time as emcee's own stretch move on that block."""
+    and sd, and the same autocorrelation time as emcee's own stretch move on that block. With a
+    memory bound of ``bound`` blocks' chains, the blocks are sampled in groups (2.0: three emcee
+    runs; 0.5: five, and the kept samples thinned) and every block still passes, under its
+    own name."""
     mu = np.array([[0.0, 1.0], [5.0, -2.0], [1e-3, 2e-3], [-3.0, 3.0], [10.0, 0.0]])
     sd = np.array([[1.0, 0.1], [2.0, 2.0], [1e-4, 1e-3], [0.5, 5.0], [3.0, 0.3]])
     rho = 0.9
@@ -108,8 +112,13 @@ def test_block_stretch_move_samples_each_block_like_emcee():
         return lambda X: lp_block(X, idx)
     rng = np.random.default_rng(0)
     x0 = mu + 0.1 * sd * rng.standard_normal((16, 5, 2))
+    per_block = 2 * 4000 * 16 * 2 * 8                    # bytes of one block's chain, with its copy
     chains = run_blocks(lp_for, x0, names=[str(i) for i in range(5)], seed=3, min_steps=2000,
-                        max_steps=4000, settle=0.0)
+                        max_steps=4000, settle=0.0,
+                        max_bytes=CHAIN_BYTES if bound is None else bound * per_block)
+    assert [c.diagnostics.name for c in chains] == [str(i) for i in range(5)]
+    thinned = [c.samples.shape[0] < c.diagnostics.n_steps - c.diagnostics.burn for c in chains]
+    assert all(thinned) if bound == 0.5 else not any(thinned)
     for b, ch in enumerate(chains):
         s = ch.flat()
         assert ch.diagnostics.converged and ch.diagnostics.ess > 500

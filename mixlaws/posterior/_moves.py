@@ -28,7 +28,7 @@ import numpy as np
 
 from ._mcmc import Chain, ChainDiagnostics, integrated_time
 
-__all__ = ["BlockStretchMove", "run_blocks"]
+__all__ = ["BlockStretchMove", "run_blocks", "CHAIN_BYTES"]
 
 
 class BlockStretchMove(emcee.moves.Move):
@@ -115,11 +115,18 @@ def _run(block_log_prob: Callable[[np.ndarray], np.ndarray], prev: np.ndarray, s
         state = sampler.run_mcmc(state, more, progress=False, skip_initial_state_check=True)
 
 
+CHAIN_BYTES = 2 * 2**30
+"""Memory :func:`run_blocks` lets one emcee run's stored chain take at ``max_steps`` (with the
+copy made when it is extended): blocks beyond it are sampled in consecutive groups. A mixing
+stage of 50 domains x 24 sources (96 walkers x 24 parameters a domain) would otherwise store
+0.9 MB a step, 18 GB at 20,000 steps."""
+
+
 def run_blocks(log_prob_for: Callable[[np.ndarray], Callable[[jax.Array], jax.Array]],
                x0: np.ndarray, *,
                names: Sequence[str], seed: int, min_steps: int = 300, max_steps: int = 10000,
                min_tau_multiple: float = 50.0, chunk: int = 300, min_ess: float = 0.0,
-               settle: float = 0.2) -> list[Chain]:
+               settle: float = 0.2, max_bytes: float = CHAIN_BYTES) -> list[Chain]:
     """Sample ``n_blocks`` independent posteriors with emcee (:class:`BlockStretchMove`).
 
     Parameters
@@ -133,10 +140,33 @@ def run_blocks(log_prob_for: Callable[[np.ndarray], Callable[[jax.Array], jax.Ar
         at least ``min_tau_multiple`` autocorrelation times long and has ``min_ess``.
     settle : once at most this fraction of the blocks is not done, the others stop and the
         slow ones are continued alone (cheaper per step), up to ``max_steps`` in total.
+    max_bytes : bound on one emcee run's stored chain at ``max_steps`` (:data:`CHAIN_BYTES`):
+        when all blocks would exceed it, they are sampled in consecutive groups that do not
+        (each group its own emcee run, seeded ``seed + group``; a single group is the same run
+        as without the bound). The samples every block keeps are thinned to about
+        ``max_bytes / n_blocks`` (by at most half the block's autocorrelation time).
 
     Returns one :class:`~mixlaws.posterior.Chain` per block (samples ``(kept, n_walkers, d)``,
     acceptance the block's own in its last run). No warning is emitted: callers summarise.
     """
+    nw, R, d = x0.shape
+    per_block = 2.0 * max_steps * nw * d * x0.dtype.itemsize
+    size = R if max_bytes >= R * per_block else max(1, int(max_bytes // per_block))
+    out: list[Chain] = []
+    for k, lo in enumerate(range(0, R, size)):
+        part = np.arange(lo, min(lo + size, R))
+        out += _sample_blocks(lambda idx, part=part: log_prob_for(part[idx]), x0[:, part],
+                              [names[j] for j in part], seed + k, min_steps, max_steps,
+                              min_tau_multiple, chunk, min_ess, settle, max_bytes / R)
+    return out
+
+
+def _sample_blocks(log_prob_for, x0: np.ndarray, names: Sequence[str], seed: int,
+                   min_steps: int, max_steps: int, min_tau_multiple: float, chunk: int,
+                   min_ess: float, settle: float, keep_bytes: float) -> list[Chain]:
+    """:func:`run_blocks` for one group of blocks, in one emcee run. Each block keeps its
+    post-burn-in samples, thinned (by at most half its autocorrelation time, so that
+    little information is lost) to about ``keep_bytes``."""
     nw, R, d = x0.shape
 
     def need_of(chain: np.ndarray) -> np.ndarray:
@@ -145,7 +175,7 @@ def run_blocks(log_prob_for: Callable[[np.ndarray], Callable[[jax.Array], jax.Ar
         tau = integrated_time(kept, thin=max(1, kept.shape[0] // 1000)).reshape(-1, d).max(1)
         return np.ceil(np.maximum(min_tau_multiple, min_ess / (0.8 * nw)) * tau).astype(int)
 
-    out: list[Chain | None] = [None] * R
+    done_: list[Chain | None] = [None] * R
     todo, chain, rnd = np.arange(R), x0[None], 0
     while todo.size:
         f = (lambda g, k: lambda x: np.asarray(g(np.asarray(x, float).reshape(x.shape[0], k, d))))(
@@ -158,11 +188,13 @@ def run_blocks(log_prob_for: Callable[[np.ndarray], Callable[[jax.Array], jax.Ar
             tau = integrated_time(chain[n // 5:, :, j])
             tmax = float(tau.max())
             burn = int(min(max(2 * tmax, n / 5), n // 2))
-            kept = chain[burn:, :, j]
-            out[todo[j]] = Chain(samples=kept, diagnostics=ChainDiagnostics(
+            size = (n - burn) * nw * d * chain.itemsize
+            thin = max(1, min(int(np.ceil(size / keep_bytes)), int(tmax // 2)))
+            kept = chain[burn::thin, :, j].copy()     # a copy: no view keeps the whole run alive
+            done_[todo[j]] = Chain(samples=kept, diagnostics=ChainDiagnostics(
                 name=names[todo[j]], n_walkers=nw, n_steps=n, burn=burn, tau=tau,
-                steps_per_tau=n / tmax, ess=nw * kept.shape[0] / tmax, acceptance=float(acc[j]),
+                steps_per_tau=n / tmax, ess=nw * (n - burn) / tmax, acceptance=float(acc[j]),
                 converged=bool(n >= min_tau_multiple * tmax)))
         chain = chain[:, :, ~done]
         todo, rnd = todo[~done], rnd + 1
-    return out  # type: ignore[return-value]
+    return done_  # type: ignore[return-value]

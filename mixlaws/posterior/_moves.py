@@ -143,7 +143,8 @@ def run_blocks(log_prob_for: Callable[[np.ndarray], Callable[[jax.Array], jax.Ar
     max_bytes : bound on one emcee run's stored chain at ``max_steps`` (:data:`CHAIN_BYTES`):
         when all blocks would exceed it, they are sampled in consecutive groups that do not
         (each group its own emcee run, seeded ``seed + group``; a single group is the same run
-        as without the bound). The samples every block keeps are thinned to about
+        as without the bound; a block that alone exceeds it is sampled alone, still storing
+        its whole run until it stops). The samples every block keeps are thinned to about
         ``max_bytes / n_blocks`` (by at most half the block's autocorrelation time).
 
     Returns one :class:`~mixlaws.posterior.Chain` per block (samples ``(kept, n_walkers, d)``,

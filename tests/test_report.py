@@ -115,6 +115,40 @@ def test_report_command_half_target_is_an_error(run_dir, tmp_path):
     assert "--tokens" in err.getvalue()
 
 
+def test_held_out_refit_falls_back_to_cold_starts_quietly(run_dir, monkeypatch):
+    """A fold whose warm-started refit does not converge is refitted from the usual starts;
+    the warm attempt's convergence warning does not reach the report."""
+    import dataclasses
+
+    import mixlaws.report._html as rh
+    from mixlaws.errors import ConvergenceWarning
+    from mixlaws.fit import fit_mixing_stage
+
+    model = load_model(run_dir / "fit.json")
+    target = model.target(1e9, 2e10)
+    calls = []
+
+    def flaky(*args, warm=None, **kw):
+        fit = fit_mixing_stage(*args, warm=warm, **kw)
+        calls.append(warm is not None)
+        if warm is not None:            # pretend the warm refit stalled in every domain
+            warnings.warn("stalled", ConvergenceWarning)
+            fit = dataclasses.replace(fit, converged=np.zeros_like(fit.converged))
+        return fit
+
+    monkeypatch.setattr(rh, "fit_mixing_stage", flaky)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        kf = leave_one_mixture_out(target, model.domains_, n_folds=4, seed=5)
+    assert calls == [True, False] * 4
+    fold = np.random.default_rng(5).permutation(len(kf)) % 4
+    cold = fit_mixing_stage(model.domains_, target.mixtures[fold != 1],
+                            target.stage_losses[fold != 1], seed=5)
+    p = cold.params
+    np.testing.assert_allclose(kf[fold == 1], p["c"] + p["k"] * np.exp(target.mixtures[fold == 1]
+                                                                        @ p["t"].T))
+
+
 @pytest.mark.slow
 def test_leave_one_mixture_out_matches_manual_refit(run_dir, run_draws):
     from mixlaws.fit import fit_mixing_stage

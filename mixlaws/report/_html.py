@@ -104,9 +104,13 @@ def leave_one_mixture_out(target: TargetFit, domains: Sequence[str], *, delta: f
     with progress(desc, total=k) as bar:
         for f in range(k):
             held = fold == f
-            fit = fit_mixing_stage(domains, X[~held], Y[~held], delta=delta, seed=seed,
-                                   warm=warm)
-            if not fit.converged.all():
+            fit = None
+            if warm is not None:            # its non-convergence is not news: the fallback is
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    fit = fit_mixing_stage(domains, X[~held], Y[~held], delta=delta,
+                                           seed=seed, warm=warm)
+            if fit is None or not fit.converged.all():
                 fit = fit_mixing_stage(domains, X[~held], Y[~held], delta=delta, seed=seed)
             p = fit.params
             out[held] = np.asarray(mixing_law(X[held], p["c"], p["k"], p["t"]))

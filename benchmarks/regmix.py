@@ -27,6 +27,36 @@ from mixlaws.runs import read_runs
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "regmix")
 
 
+def scipy_check(train, test, domain: str = "pile_cc") -> None:
+    """Is mixlaws' Huber fit of one domain's mixing law scipy's optimum too? Restart scipy's
+    ``least_squares(loss="huber", f_scale=1e-3)`` from it (same log-residuals, bounds), and fit
+    plain least squares on log-loss, for the objective and the test Spearman of each."""
+    from scipy.optimize import least_squares
+
+    from mixlaws.fit import fit_mixing_stage
+
+    a, b = train.data.drop_duplicates("run"), test.data.drop_duplicates("run")
+    cols = [f"mix:{s}" for s in train.sources]
+    Xa, Xb = a[cols].to_numpy(float), b[cols].to_numpy(float)
+    ya, yb = a[f"loss:{domain}"].to_numpy(float), b[f"loss:{domain}"].to_numpy(float)
+    p = fit_mixing_stage([domain], Xa, ya[:, None]).params
+    x0 = np.concatenate([[p["c"][0], np.log(p["k"][0])], p["t"][0]])
+    M = Xa.shape[1]
+    bounds = ([0.0, -30.0] + [-50.0] * M, [ya.min(), np.log(10 * ya.max())] + [50.0] * M)
+    res = lambda th: np.log(th[0] + np.exp(th[1] + Xa @ th[2:])) - np.log(ya)  # noqa: E731
+    rho = lambda th: spearmanr(th[0] + np.exp(th[1] + Xb @ th[2:]), yb).statistic  # noqa: E731
+
+    def huber(th: np.ndarray, d: float = 1e-3) -> float:
+        r = np.abs(res(th))
+        return float(np.where(r <= d, 0.5 * r * r, d * (r - 0.5 * d)).sum())
+
+    hub = least_squares(res, x0, bounds=bounds, loss="huber", f_scale=1e-3, max_nfev=20000).x
+    ls = least_squares(res, x0, bounds=bounds, max_nfev=20000).x
+    print(f"  {domain}, Huber objective / test Spearman: mixlaws {huber(x0):.7g} / {rho(x0):.4f}; "
+          f"scipy Huber from it {huber(hub):.7g} / {rho(hub):.4f}; scipy least squares "
+          f"{huber(ls):.7g} / {rho(ls):.4f}")
+
+
 def main() -> int:
     train_path = os.path.join(DATA, "train_1m_runs.csv")
     test_path = os.path.join(DATA, "test_1m_runs.csv")
@@ -60,6 +90,7 @@ def main() -> int:
         p = m.predict(mixtures, N, D)["loss"]
         print(f"  {'mean (implicit K=%d)' % K:<18} Spearman {spearmanr(p, mean_obs).statistic:.3f}   "
               f"MAE {np.mean(np.abs(p - mean_obs)):.4f}   ({time.perf_counter() - t0:.1f} s)")
+    scipy_check(train, test)
     # the CLI's default, --law auto: every family that can be fitted to this table, stacked
     t0 = time.perf_counter()
     auto = make_estimator("auto").fit(train)

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import sys
-import warnings
 from dataclasses import dataclass
 from typing import Callable
 

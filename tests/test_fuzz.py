@@ -6,7 +6,6 @@ one-line message, or returns finite numbers — never another exception, never N
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd

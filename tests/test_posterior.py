@@ -6,7 +6,6 @@ import json
 import sys
 from pathlib import Path
 import warnings
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -91,7 +90,7 @@ def test_save_load_roundtrip(small, tmp_path):
 
 
 def test_short_chain_warns_and_long_chain_does_not():
-    lp = jax_normal = lambda x: -0.5 * jnp.sum(x * x, axis=1)  # noqa: E731,F841
+    lp = lambda x: -0.5 * jnp.sum(x * x, axis=1)  # noqa: E731
     x0 = np.random.default_rng(0).normal(size=(16, 2)) * 0.1
     with pytest.warns(ChainWarning, match="autocorrelation times"):
         ch = run_ensemble(lp, x0, name="short", seed=0, min_steps=60, max_steps=60)

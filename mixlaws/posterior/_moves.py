@@ -176,7 +176,7 @@ def _sample_blocks(log_prob_for, x0: np.ndarray, names: Sequence[str], seed: int
         tau = integrated_time(kept, thin=max(1, kept.shape[0] // 1000)).reshape(-1, d).max(1)
         return np.ceil(np.maximum(min_tau_multiple, min_ess / (0.8 * nw)) * tau).astype(int)
 
-    done_: list[Chain | None] = [None] * R
+    chains: list[Chain | None] = [None] * R
     todo, chain, rnd = np.arange(R), x0[None], 0
     while todo.size:
         f = (lambda g, k: lambda x: np.asarray(g(np.asarray(x, float).reshape(x.shape[0], k, d))))(
@@ -189,13 +189,13 @@ def _sample_blocks(log_prob_for, x0: np.ndarray, names: Sequence[str], seed: int
             tau = integrated_time(chain[n // 5:, :, j])
             tmax = float(tau.max())
             burn = int(min(max(2 * tmax, n / 5), n // 2))
-            size = (n - burn) * nw * d * chain.itemsize
-            thin = max(1, min(int(np.ceil(size / keep_bytes)), int(tmax // 2)))
+            nbytes = (n - burn) * nw * d * chain.itemsize
+            thin = max(1, min(int(np.ceil(nbytes / keep_bytes)), int(tmax // 2)))
             kept = chain[burn::thin, :, j].copy()     # a copy: no view keeps the whole run alive
-            done_[todo[j]] = Chain(samples=kept, diagnostics=ChainDiagnostics(
+            chains[todo[j]] = Chain(samples=kept, diagnostics=ChainDiagnostics(
                 name=names[todo[j]], n_walkers=nw, n_steps=n, burn=burn, tau=tau,
                 steps_per_tau=n / tmax, ess=nw * (n - burn) / tmax, acceptance=float(acc[j]),
                 converged=bool(n >= min_tau_multiple * tmax)))
         chain = chain[:, :, ~done]
         todo, rnd = todo[~done], rnd + 1
-    return done_  # type: ignore[return-value]
+    return chains  # type: ignore[return-value]

@@ -17,6 +17,11 @@ Registered here:
 ``nested-tied``
     the same with one step exponent for every run (``tie_beta="all"``): steadier when
     short runs are extrapolated far in tokens.
+``nested-sum``
+    as ``nested``, with a mixing law of two exponential terms per domain,
+    ``L_d(r) = c_d + exp(a_d1 + t_d1 . r) + exp(a_d2 + t_d2 . r)`` (``mixing_terms=2``): a
+    domain that responds to the sources like a blend of two sub-domains; needs
+    ``2M + 2`` distinct mixtures.
 ``joint``
     ``L_d(r, N, D) = c_d + k_d exp(t_d . r) + A_d N^(-alpha_d) + B_d D^(-beta_d)``
     (:class:`~mixlaws.fit.JointMixingLaw`), fitted to every checkpoint at once; any table
@@ -65,6 +70,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            "step law per run (beta shared by a run's domains) -> size law -> mixing law"),
     Family("nested-tied", NestedMixingLaw, {"tie_beta": "all"},
            "as nested, one step exponent for every run"),
+    Family("nested-sum", NestedMixingLaw, {"tie_beta": "run", "mixing_terms": 2},
+           "as nested, mixing law c_d + exp(a_d1 + t_d1 . r) + exp(a_d2 + t_d2 . r) per domain"),
     Family("joint", JointMixingLaw, {},
            "L_d(r,N,D) = c_d + k_d exp(t_d . r) + A_d N^-alpha_d + B_d D^-beta_d"),
     Family("joint-mix", JointMixMixingLaw, {},

@@ -33,7 +33,7 @@ import numpy as np
 from .. import _config  # noqa: F401
 from ._base import Estimator
 from ._target import TargetActions, check_scale
-from ..laws import explicit_aggregate, implicit_mixing_law, mixing_law, size_law, step_law
+from ..laws import explicit_aggregate, implicit_mixing_law, size_law, step_law
 from ..runs._warmup import WARMUP, after_warmup
 from ..errors import InsufficientDataError, MixlawsError, NotFittedError, ScaleError
 from ._stages import (
@@ -44,6 +44,8 @@ from ._stages import (
     fit_mixing_stage,
     fit_size_stage,
     fit_step_stage,
+    fit_sum_mixing_stage,
+    mixing_stage_law,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,8 +115,7 @@ class TargetFit(TargetActions):
 
     def domain_losses(self, r: jnp.ndarray) -> jnp.ndarray:
         """Per-domain predicted losses ``(..., n_domains)`` of mixtures ``r (..., M)`` (JAX)."""
-        p = self.mixing.params
-        return mixing_law(r, jnp.asarray(p["c"]), jnp.asarray(p["k"]), jnp.asarray(p["t"]))
+        return mixing_stage_law(r, self.mixing.params)
 
     def loss(self, r: jnp.ndarray) -> jnp.ndarray:
         """Aggregate predicted loss of mixtures ``r (..., M)`` (JAX, differentiable)."""
@@ -139,6 +140,11 @@ class NestedMixingLaw(Estimator):
         across a run's validation domains; ``"none"`` fits one per domain.
     tie_alpha : ``"all"`` (default) one size exponent for every mixture and
         domain, ``"domain"`` one per domain, ``"none"`` one per mixture and domain.
+    mixing_terms : number ``K`` of exponential terms of each domain's mixing law,
+        ``L_d(r) = c_d + sum_(k=1..K) exp(a_dk + t_dk . r)``; 1 (default) is Ye et al.'s
+        ``c_d + k_d exp(t_d . r)``.  More terms fit a domain whose loss responds to the
+        sources like a blend of sub-domains (the ``nested-sum`` family, K=2) and need
+        ``K M + 2`` distinct mixtures.
     warmup : checkpoints with tokens below ``warmup`` x the run's last tokens
         are dropped before the step fit (default 0.1; Choshen et al. 2025).
     min_checkpoints : a run needs this many checkpoints after warm-up for a step law.
@@ -160,12 +166,13 @@ class NestedMixingLaw(Estimator):
 
     def __init__(self, *, val_weights: Mapping[str, float] | None = None,
                  implicit: int | None = None, tie_beta: str = "run", tie_alpha: str = "all",
-                 warmup: float = WARMUP, min_checkpoints: int = 3, delta: float = 1e-3,
+                 mixing_terms: int = 1, warmup: float = WARMUP, min_checkpoints: int = 3, delta: float = 1e-3,
                  seed: int = 0) -> None:
         self.val_weights = val_weights
         self.implicit = implicit
         self.tie_beta = tie_beta
         self.tie_alpha = tie_alpha
+        self.mixing_terms = mixing_terms
         self.warmup = warmup
         self.min_checkpoints = min_checkpoints
         self.delta = delta
@@ -176,7 +183,8 @@ class NestedMixingLaw(Estimator):
         """Constructor settings, JSON-ready (always copies; ``deep`` is accepted for clone)."""
         vw = None if self.val_weights is None else {k: float(v) for k, v in self.val_weights.items()}
         return {"val_weights": vw, "implicit": self.implicit, "tie_beta": self.tie_beta,
-                "tie_alpha": self.tie_alpha, "warmup": float(self.warmup),
+                "tie_alpha": self.tie_alpha, "mixing_terms": int(self.mixing_terms),
+                "warmup": float(self.warmup),
                 "min_checkpoints": int(self.min_checkpoints), "delta": float(self.delta),
                 "seed": int(self.seed)}
 
@@ -187,6 +195,9 @@ class NestedMixingLaw(Estimator):
             raise MixlawsError(f"tie_alpha must be one of {TIE_ALPHA}, not {self.tie_alpha!r}")
         if self.implicit is not None and self.val_weights is not None:
             raise MixlawsError("choose explicit validation weights or implicit aggregation, not both")
+        if isinstance(self.mixing_terms, bool) or not isinstance(self.mixing_terms, (int, np.integer)) \
+                or self.mixing_terms < 1:
+            raise MixlawsError(f"mixing_terms must be an integer ≥ 1, not {self.mixing_terms!r}")
         if not 0.0 <= self.warmup < 1.0:
             raise MixlawsError(f"warmup must be in [0, 1), not {self.warmup}")
 
@@ -239,6 +250,13 @@ class NestedMixingLaw(Estimator):
         remap = np.empty_like(order)
         remap[order] = np.arange(order.size)
         mixtures, inverse = mixtures[order], remap[np.ravel(inverse)]
+        need = self.mixing_terms * len(sources) + 2
+        if self.mixing_terms > 1 and len(mixtures) < need:
+            raise InsufficientDataError(
+                f"a mixing law of {self.mixing_terms} terms over {len(sources)} sources has "
+                f"{need - 1} parameters per domain and needs ≥ {need} distinct mixtures; the "
+                f"table has {len(mixtures)} (use the one-term law: --law nested)",
+                needed=need, found=len(mixtures))
         run_ids = first["run"].astype(str).tolist()
         labels = [run_ids[int(np.flatnonzero(inverse == i)[0])] for i in range(len(mixtures))]
         if "name" in first:  # a name/mixture column labels mixtures (its first run's name)
@@ -469,7 +487,11 @@ class NestedMixingLaw(Estimator):
             p = size_fit.params
             Y = np.asarray(size_law(params, p["E"], p["A"], p["alpha"])).reshape(len(used), nd)
         mixtures = self.mixtures_[used]
-        mixing = fit_mixing_stage(self.domains_, mixtures, Y, delta=self.delta, seed=self.seed)
+        if self.mixing_terms == 1:
+            mixing = fit_mixing_stage(self.domains_, mixtures, Y, delta=self.delta, seed=self.seed)
+        else:
+            mixing = fit_sum_mixing_stage(self.domains_, mixtures, Y, self.mixing_terms,
+                                          delta=self.delta, seed=self.seed)
         implicit = None
         if self.implicit is not None:
             implicit = fit_implicit_stage(mixtures, Y.mean(1), self.implicit, delta=self.delta,

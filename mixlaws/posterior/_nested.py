@@ -257,6 +257,15 @@ def _noise_corr(size_fit, N: np.ndarray, Y: np.ndarray, V: np.ndarray, W: np.nda
     return np.clip(C / d[:, None] / d[None], -1.0, 1.0)
 
 
+def _one_term(model, what: str) -> None:
+    terms = int(getattr(model, "mixing_terms", 1))
+    if terms != 1:
+        raise MixlawsError(f"{what} supports the one-term mixing law c_d + k_d exp(t_d . r) "
+                           f"(laws nested, nested-tied), not mixing_terms={terms} "
+                           "(nested-sum): its intervals come from its backtests, "
+                           "with --law auto")
+
+
 def sample_posterior(model, runs, params: float, tokens: float, *, n_draws: int = 2000,
                      seed: int = 0, max_steps: int = 20000, step: str = "mcmc",
                      mixing: str = "mcmc", joint: bool = True) -> PosteriorDraws:
@@ -275,6 +284,7 @@ def sample_posterior(model, runs, params: float, tokens: float, *, n_draws: int 
     if model.implicit is not None:
         raise MixlawsError("posterior sampling supports explicit (or mean) aggregation only; "
                            "refit without --implicit, or use --bootstrap")
+    _one_term(model, "posterior sampling")
     if runs.data[runs.loss_columns].isna().to_numpy().any():  # nan_policy="omit"
         raise MixlawsError(f"{runs.path}: posterior sampling does not handle missing loss cells "
                            "yet (--nan-policy omit); fill or drop the gaps to sample")
@@ -387,6 +397,7 @@ def bootstrap_posterior(model, runs, params: float, tokens: float, *, n_boot: in
 
     if model.implicit is not None:
         raise MixlawsError("the bootstrap supports explicit (or mean) aggregation only")
+    _one_term(model, "the bootstrap")
     target = model.target(params, tokens)
     rng = np.random.default_rng([seed, 4])
     df = runs.data

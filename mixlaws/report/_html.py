@@ -29,8 +29,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConvergenceWarning, MixlawsError
-from ..fit import NestedMixingLaw, StageFit, TargetFit, fit_mixing_stage
-from ..laws import mixing_law
+from ..fit import (NestedMixingLaw, StageFit, TargetFit, fit_mixing_stage,
+                   fit_sum_mixing_stage, mixing_stage_law)
 from ..progress import progress
 from . import _plots as plots
 from . import _plots_decision as pdec
@@ -76,7 +76,8 @@ def leave_one_mixture_out(target: TargetFit, domains: Sequence[str], *, delta: f
                           seed: int = 0, n_folds: int | None = None) -> np.ndarray | None:
     """Per-domain losses of each mixture predicted by the mixing law fitted without it.
 
-    For mixture ``i``: refit ``L_d(r) = c_d + k_d exp(t_d . r)`` on the other mixtures of
+    For mixture ``i``: refit the target's mixing law (``c_d + k_d exp(t_d . r)``, or its
+    ``K``-term form) on the other mixtures of
     ``target.stage_losses`` and evaluate it at ``r_i``. With ``n_folds < n`` the mixtures are
     split into ``n_folds`` random folds (``seed``) and each fold is predicted by the law
     fitted on the others (k-fold over mixtures: ``n_folds`` refits instead of ``n``).
@@ -89,16 +90,23 @@ def leave_one_mixture_out(target: TargetFit, domains: Sequence[str], *, delta: f
     Returns
     -------
     ``(n, n_domains)`` array, or None when the training mixtures of a fold are too few for the
-    law (fewer than ``M + 2``).
+    law (fewer than ``K M + 2``).
     """
     X, Y = target.mixtures, target.stage_losses
     n, M = X.shape
     k = n if n_folds is None else max(2, min(int(n_folds), n))
     fold = np.arange(n) if k == n else np.random.default_rng(seed).permutation(n) % k
-    if n - np.bincount(fold).max() < M + 2:
+    warm = None if target.mixing is None else target.mixing.params
+    terms = 1 if warm is None or "a" not in warm else int(np.shape(warm["a"])[-1])
+    if n - np.bincount(fold).max() < terms * M + 2:
         return None
     out = np.empty_like(Y)
-    warm = None if target.mixing is None else target.mixing.params
+
+    def refit(X: np.ndarray, Y: np.ndarray, **kw: Any) -> StageFit:
+        if terms == 1:
+            return fit_mixing_stage(domains, X, Y, delta=delta, seed=seed, **kw)
+        return fit_sum_mixing_stage(domains, X, Y, terms, delta=delta, seed=seed, **kw)
+
     desc = ("leave-one-mixture-out refits" if k == n else
             f"held-out refits ({k}-fold over {n} mixtures)")
     with progress(desc, total=k) as bar:
@@ -108,12 +116,10 @@ def leave_one_mixture_out(target: TargetFit, domains: Sequence[str], *, delta: f
             if warm is not None:            # its non-convergence is not news: the fallback is
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
-                    fit = fit_mixing_stage(domains, X[~held], Y[~held], delta=delta,
-                                           seed=seed, warm=warm)
+                    fit = refit(X[~held], Y[~held], warm=warm)
             if fit is None or not fit.converged.all():
-                fit = fit_mixing_stage(domains, X[~held], Y[~held], delta=delta, seed=seed)
-            p = fit.params
-            out[held] = np.asarray(mixing_law(X[held], p["c"], p["k"], p["t"]))
+                fit = refit(X[~held], Y[~held])
+            out[held] = np.asarray(mixing_stage_law(X[held], fit.params))
             bar.advance()
     return out
 

@@ -54,6 +54,17 @@ def stage_report(s: StageFit, *, sources: tuple[str, ...] = ()) -> str:
             lines.append(_range("alpha", a))
         lines.append(_range("E", s.params["E"]))
         lines.append(_range("A", s.params["A"]))
+    elif s.stage == "mixing" and "a" in s.params:
+        K = s.params["a"].shape[1]
+        lines.append(f"  [[parameters per domain]]  c, then a_k and t_k for each of the {K} terms "
+                     "(t_kj < 0: source j lowers term k)")
+        head = "".join(f"{x[:9]:>10}" for x in sources)
+        lines.append(f"    {'domain':<18}{'c / a_k':>18}{head}")
+        for i, lab in enumerate(s.labels):
+            lines.append(f"    {lab[:18]:<18}{_pm(s.params['c'][i], s.stderr['c'][i]):>18}")
+            for j in range(K):
+                t = "".join(f"{v:>10.3f}" for v in s.params["t"][i, j])
+                lines.append(f"    {'  term %d' % (j + 1):<18}{s.params['a'][i, j]:>18.4g}{t}")
     elif s.stage == "mixing":
         lines.append("  [[parameters per domain]]  c, k and t_j (t_j < 0: source j helps)")
         head = "".join(f"{x[:9]:>10}" for x in sources)

@@ -46,7 +46,8 @@ from scipy.stats import norm
 
 from .._version import __version__
 from ..errors import ArtifactError, MixlawsError
-from ..fit import Estimator, TargetActions, check_scale, make_estimator, mixture_extrapolation
+from ..fit import (Estimator, TargetActions, check_scale, family, make_estimator,
+                   mixture_extrapolation)
 from ..runs import WARMUP, as_runs
 from ._discrepancy import Discrepancy
 from ._folds import DEFAULT_FOLDS
@@ -63,7 +64,8 @@ AUTO_FAMILIES = ("nested", "joint", "nested-sum")
 ``joint``, the two that disagree most where it matters (per-run step laws nested in a size
 law, vs one law in ``(r, N, D)``).  On a one-scale table (a swarm: the joint law needs three
 sizes) the mixing law is all there is to choose, and ``nested-sum`` (two exponential terms
-per domain) is the alternative to Ye et al.'s one-term law.  ``nested-tied`` lies between
+per domain) is the alternative to Ye et al.'s one-term law, on tables of up to 32 sources
+(its ``auto_max_sources``: above that its fit takes many minutes).  ``nested-tied`` lies between
 ``nested`` and ``joint`` on the public sweeps and costs the most to backtest, so it is opt-in
 (``families=``).  Each extra family adds its whole backtest to the cost, hence the cap."""
 
@@ -296,6 +298,11 @@ class AveragedMixingLaw(Estimator):
         for name in self.families:        # the whole table first: no backtest of a family
             if self.max_families is not None and len(members) >= int(self.max_families):
                 break
+            cap = family(name).auto_max_sources
+            if cap is not None and len(runs.sources) > cap:
+                notes.append(f"law family {name} left out: its fit costs too much with "
+                             f"{len(runs.sources)} sources (auto considers it up to {cap})")
+                continue
             try:                           # that cannot be fitted (or reach the target) at all
                 members[name] = make_estimator(name, **settings).fit(runs)
                 if target is not None:

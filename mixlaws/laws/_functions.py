@@ -106,9 +106,19 @@ def implicit_mixing_law(r: Array, c: Array, a: Array, t: Array) -> Array:
     Parameters
     ----------
     r : mixture proportions, shape ``(..., M)``.
-    c : irreducible loss, > 0.
-    a : log-amplitudes of the latent domains, shape ``(K,)``.
-    t : source effects per latent domain, shape ``(K, M)``.
+    c : irreducible loss, > 0; scalar, or ``(n_domains,)`` for one law per domain.
+    a : log-amplitudes of the latent domains, shape ``(K,)`` or ``(n_domains, K)``.
+    t : source effects per latent domain, shape ``(K, M)`` or ``(n_domains, K, M)``.
+
+    With a leading domain axis this is the ``K``-term mixing law of each domain (the
+    ``nested-sum`` family), returning ``(..., n_domains)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.array([[-1.0, 1.0], [1.0, -1.0]])
+    >>> round(float(implicit_mixing_law(np.array([1.0, 0.0]), 2.0, np.zeros(2), t)), 6)  # 2+1/e+e
+    5.086161
     """
     return c + jnp.sum(jnp.exp(a + jnp.tensordot(r, t, axes=([-1], [-1]))), axis=-1)
 

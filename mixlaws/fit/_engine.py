@@ -76,7 +76,7 @@ class GroupSolution:
     sigma2 : ``(G,)`` weighted residual variance ``sum w r^2 / (n - P)``.
     residuals : ``(G, n)`` log-residuals at the solution.
     iterations : total iterations over all starts.
-    n_starts : number of starts.
+    n_starts : number of starts tried (fewer than given when they agreed early).
     bound_side : ``(G, P)`` -1 where a parameter sits on its lower bound, +1 on its upper
         bound, 0 inside (None when unknown).
     """
@@ -224,6 +224,10 @@ def _lm_state(residual: ResidualFn, theta: jax.Array, data: Any, weights: jax.Ar
     return F, dec
 
 
+AGREE_RTOL = 1e-9
+"""Two starts agree on a group when their objectives differ by at most this relative amount
+(the loop stops at a decrement of ``1e-10 F``, so converged starts in one basin agree)."""
+
 COMPACT_MIN = 64
 """A working batch of at least this many groups sheds its finished groups once at most a
 quarter of them are still active (see :func:`_lm`)."""
@@ -321,8 +325,9 @@ def solve_groups(
     delta: float = 1e-3,
     max_iter: int = 2000,
     structure: JacobianStructure | None = None,
+    agree: int | None = None,
 ) -> GroupSolution:
-    """Fit every group from every start; keep the best start per group.
+    """Fit every group from every start (or until the starts agree); keep the best per group.
 
     Parameters
     ----------
@@ -337,6 +342,10 @@ def solve_groups(
     structure : the Jacobian's sparsity, shared by the groups (default: dense). The iterates
         are those of the dense computation up to rounding; the normal equations cost
         ``n K^2`` instead of ``n P^2``.
+    agree : stop trying further starts once every group's best objective has been reached
+        by this many starts (each within :data:`AGREE_RTOL` of it, the others worse), i.e.
+        the landscape has shown one basin ``agree`` times; None (default) runs every start.
+        The starts are taken in the order given, so put the cheapest first.
     """
     struct = None if structure is None else structure.arrays()
     lo = jnp.asarray(bounds[..., 0])
@@ -344,7 +353,12 @@ def solve_groups(
     w = jnp.asarray(weights, dtype=jnp.float64)
     best = None
     iterations = 0
+    hits = np.zeros(starts.shape[1], int)         # starts that reached each group's best
+    tried = 0
     for s in range(starts.shape[0]):
+        if agree is not None and s >= agree and np.all(hits >= agree):
+            break
+        tried += 1
         theta0 = jnp.clip(jnp.asarray(starts[s], dtype=jnp.float64), lo, hi)
         theta, F, dec, it = _lm(residual, theta0, data, w, lo, hi, max_iter, float(delta),
                                 struct)
@@ -353,8 +367,11 @@ def solve_groups(
         cand = (np.asarray(theta), F, np.asarray(dec))
         if best is None:
             best = cand
+            hits[:] = np.isfinite(F)
         else:
+            tie = np.abs(F - best[1]) <= AGREE_RTOL * np.maximum(1.0, np.abs(best[1]))
             better = cand[1] < best[1]
+            hits = np.where(tie, hits + 1, np.where(better, 1, hits))
             best = (np.where(better[:, None], cand[0], best[0]), np.where(better, cand[1], best[1]),
                     np.where(better, cand[2], best[2]))
     theta, F, dec = best
@@ -370,7 +387,7 @@ def solve_groups(
                          converged=np.isfinite(dec) & (dec <= DECREMENT_TOL * np.maximum(1.0, F)),
                          at_bound=at_bound,
                          cov=cov, sigma2=s2, residuals=r, iterations=iterations,
-                         n_starts=int(starts.shape[0]))
+                         n_starts=tried)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ __all__ = ["StageFit", "fit_step_stage", "fit_size_stage", "fit_mixing_stage",
 TIE_BETA = ("run", "all", "none")
 TIE_ALPHA = ("all", "domain", "none")
 _LOG_FLOOR = -30.0
+AGREE_STARTS = 3
+"""The mixing stage stops trying starts once this many have reached every domain's best
+objective (:func:`~mixlaws.fit.solve_groups`'s ``agree``)."""
 
 
 @dataclass(frozen=True)
@@ -444,7 +447,7 @@ def fit_mixing_stage(
     else:
         rng = np.random.default_rng(seed)
         theta0 = np.zeros((n_starts, nd, P))
-        fracs = np.linspace(0.3, 0.95, n_starts)
+        fracs = np.linspace(0.95, 0.3, n_starts)    # c near min(L) first: fewest iterations
         for s in range(n_starts):
             u = np.zeros((nd, M - 1)) if s == 0 else rng.normal(0.0, 1.5, (nd, M - 1))
             e = np.exp(RH @ u.T).T
@@ -453,7 +456,8 @@ def fit_mixing_stage(
             theta0[s, :, 0], theta0[s, :, 1], theta0[s, :, 2:] = c, np.log(k), u
     data = (jnp.broadcast_to(jnp.asarray(RH), (nd,) + RH.shape), jnp.asarray(y))
     weights = np.ones((nd, n))
-    sol = solve_groups(_mixing_residual, data, weights, bounds, theta0, delta=delta)
+    sol = solve_groups(_mixing_residual, data, weights, bounds, theta0, delta=delta,
+                       agree=AGREE_STARTS)
     params = mixing_params(sol.theta, H)
     k = params["k"]
     cov = sol.cov

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -35,7 +36,8 @@ from ._base import Estimator
 from ._target import TargetActions, check_scale
 from ..laws import explicit_aggregate, implicit_mixing_law, size_law, step_law
 from ..runs._warmup import WARMUP, after_warmup
-from ..errors import InsufficientDataError, MixlawsError, NotFittedError, ScaleError
+from ..errors import (ConvergenceWarning, InsufficientDataError, MixlawsError, NotFittedError,
+                      ScaleError)
 from ._stages import (
     TIE_ALPHA,
     TIE_BETA,
@@ -321,6 +323,7 @@ class NestedMixingLaw(Estimator):
         self.step_, self.step_runs_ = step, np.asarray(step_runs, int)
         self.notes_ = tuple(notes)
         self._targets: dict[tuple[float, float], TargetFit] = {}
+        self._warm_mixing: dict[tuple[float, float], Mapping[str, np.ndarray]] = {}
         return self
 
     # -- artifact and report (FIT.json is owned here, not by the CLI) ----------------------------
@@ -353,6 +356,10 @@ class NestedMixingLaw(Estimator):
         would (up to the optimiser's tolerance); with ``"all"`` the shared exponent still
         carries the forgotten runs' checkpoints.  ``step_`` keeps the full fit's
         diagnostics (``rmse``, ...); only its per-run arrays are subset.
+
+        The copy's mixing stages start from this model's at the targets it has fitted
+        (one start instead of the multi-start: a subset's optimum lies next to the full
+        table's), falling back to the usual starts where that does not converge.
         """
         self._check_fitted()
         drop = set(map(str, run_ids))
@@ -377,6 +384,8 @@ class NestedMixingLaw(Estimator):
                 stderr={k: v[kept_step] for k, v in step.stderr.items()},
                 converged=step.converged[kept_step], at_bound=step.at_bound[kept_step])
         out.notes_ = self.notes_ + (f"{len(drop)} run(s) forgotten after the fit",)
+        out._warm_mixing = {**getattr(self, "_warm_mixing", {}),
+                            **{k: t.mixing.params for k, t in self._targets.items()}}
         out._targets = {}
         return out
 
@@ -487,11 +496,16 @@ class NestedMixingLaw(Estimator):
             p = size_fit.params
             Y = np.asarray(size_law(params, p["E"], p["A"], p["alpha"])).reshape(len(used), nd)
         mixtures = self.mixtures_[used]
-        if self.mixing_terms == 1:
-            mixing = fit_mixing_stage(self.domains_, mixtures, Y, delta=self.delta, seed=self.seed)
-        else:
-            mixing = fit_sum_mixing_stage(self.domains_, mixtures, Y, self.mixing_terms,
-                                          delta=self.delta, seed=self.seed)
+        mixing = None
+        warm = getattr(self, "_warm_mixing", {}).get(key)
+        if warm is not None:             # its non-convergence is not news: the fallback is
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                mixing = self._fit_mixing(mixtures, Y, warm=warm)
+            if not mixing.converged.all():
+                mixing = None
+        if mixing is None:
+            mixing = self._fit_mixing(mixtures, Y)
         implicit = None
         if self.implicit is not None:
             implicit = fit_implicit_stage(mixtures, Y.mean(1), self.implicit, delta=self.delta,
@@ -503,6 +517,14 @@ class NestedMixingLaw(Estimator):
                         domains=self.domains_, progress=self.progress_, model=self)
         self._targets[key] = fit
         return fit
+
+    def _fit_mixing(self, mixtures: np.ndarray, Y: np.ndarray,
+                    warm: Mapping[str, np.ndarray] | None = None) -> StageFit:
+        if self.mixing_terms == 1:
+            return fit_mixing_stage(self.domains_, mixtures, Y, delta=self.delta, seed=self.seed,
+                                    warm=warm)
+        return fit_sum_mixing_stage(self.domains_, mixtures, Y, self.mixing_terms,
+                                    delta=self.delta, seed=self.seed, warm=warm)
 
     def predict(self, mixtures: np.ndarray, params: float, tokens: float) -> dict[str, np.ndarray]:
         """Predict aggregate and per-domain losses of ``mixtures (n, M)`` at ``(params, tokens)``.

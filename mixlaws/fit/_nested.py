@@ -357,9 +357,11 @@ class NestedMixingLaw(Estimator):
         carries the forgotten runs' checkpoints.  ``step_`` keeps the full fit's
         diagnostics (``rmse``, ...); only its per-run arrays are subset.
 
-        The copy's mixing stages start from this model's at the targets it has fitted
-        (one start instead of the multi-start: a subset's optimum lies next to the full
-        table's), falling back to the usual starts where that does not converge.
+        The copy's one-term mixing stages start from this model's at the targets it has
+        fitted (one start instead of the multi-start: a subset's optimum lies next to the
+        full table's), falling back to the usual starts where that does not converge.  A
+        law of several terms has many basins and keeps its multi-start (on RegMix, warm
+        folds of ``nested-sum`` predicted their mixtures worse: 1.93 % vs 1.85 % mean error).
         """
         self._check_fitted()
         drop = set(map(str, run_ids))
@@ -498,7 +500,7 @@ class NestedMixingLaw(Estimator):
         mixtures = self.mixtures_[used]
         mixing = None
         warm = getattr(self, "_warm_mixing", {}).get(key)
-        if warm is not None:             # its non-convergence is not news: the fallback is
+        if warm is not None and self.mixing_terms == 1:   # K terms: many basins, multi-start             # its non-convergence is not news: the fallback is
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 mixing = self._fit_mixing(mixtures, Y, warm=warm)

@@ -85,7 +85,8 @@ def leave_one_mixture_out(target: TargetFit, domains: Sequence[str], *, delta: f
     Each refit starts from the fit to every mixture (``target.mixing``; one start instead of
     the mixing stage's multi-start: the fold's optimum lies next to it, and on a 512-mixture
     swarm a refit costs ~25x less); a fold whose warm refit does not converge in every domain
-    is refitted from the usual starts.
+    is refitted from the usual starts (and a law of several terms always is: its warm start
+    can sit in a worse basin than the fold's own).
 
     Returns
     -------
@@ -113,7 +114,7 @@ def leave_one_mixture_out(target: TargetFit, domains: Sequence[str], *, delta: f
         for f in range(k):
             held = fold == f
             fit = None
-            if warm is not None:            # its non-convergence is not news: the fallback is
+            if warm is not None and terms == 1:   # K terms: many basins, multi-start
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     fit = refit(X[~held], Y[~held], warm=warm)

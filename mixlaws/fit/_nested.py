@@ -168,8 +168,8 @@ class NestedMixingLaw(Estimator):
 
     def __init__(self, *, val_weights: Mapping[str, float] | None = None,
                  implicit: int | None = None, tie_beta: str = "run", tie_alpha: str = "all",
-                 mixing_terms: int = 1, warmup: float = WARMUP, min_checkpoints: int = 3, delta: float = 1e-3,
-                 seed: int = 0) -> None:
+                 mixing_terms: int = 1, warmup: float = WARMUP, min_checkpoints: int = 3,
+                 delta: float = 1e-3, seed: int = 0) -> None:
         self.val_weights = val_weights
         self.implicit = implicit
         self.tie_beta = tie_beta
@@ -197,8 +197,8 @@ class NestedMixingLaw(Estimator):
             raise MixlawsError(f"tie_alpha must be one of {TIE_ALPHA}, not {self.tie_alpha!r}")
         if self.implicit is not None and self.val_weights is not None:
             raise MixlawsError("choose explicit validation weights or implicit aggregation, not both")
-        if isinstance(self.mixing_terms, bool) or not isinstance(self.mixing_terms, (int, np.integer)) \
-                or self.mixing_terms < 1:
+        K = self.mixing_terms
+        if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 1:
             raise MixlawsError(f"mixing_terms must be an integer ≥ 1, not {self.mixing_terms!r}")
         if not 0.0 <= self.warmup < 1.0:
             raise MixlawsError(f"warmup must be in [0, 1), not {self.warmup}")

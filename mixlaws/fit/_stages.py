@@ -472,8 +472,8 @@ def fit_mixing_stage(
                       names=[("c", None), ("k", None)] + [("t", None)] * (M - 1))
 
 
-def _fit_sum_law(stage: str, labels: Sequence[str], mixtures: np.ndarray, losses: np.ndarray,
-                 K: int, *, delta: float, n_starts: int, seed: int, what: str, hint: str,
+def _fit_sum_law(mixtures: np.ndarray, losses: np.ndarray, K: int, *, delta: float,
+                 n_starts: int, seed: int, what: str, hint: str,
                  one_term: Mapping[str, np.ndarray] | None = None,
                  warm: Mapping[str, np.ndarray] | None = None) -> tuple[GroupSolution, dict, dict]:
     """Fit ``L_g(r) = c_g + sum_(k=1..K) exp(a_gk + t_gk . r)`` to ``losses (n, G)``, one law
@@ -485,7 +485,8 @@ def _fit_sum_law(stage: str, labels: Sequence[str], mixtures: np.ndarray, losses
     G = losses.shape[1]
     P = 1 + K * M
     if K < 1:
-        raise InsufficientDataError(f"{what} needs K ≥ 1 exponential terms ({hint})", needed=1, found=K)
+        raise InsufficientDataError(f"{what} needs K ≥ 1 exponential terms ({hint})",
+                                    needed=1, found=K)
     if n < P + 1:
         raise InsufficientDataError(
             f"{what} with K={K} over {M} sources has {P} parameters per law and needs "
@@ -558,8 +559,8 @@ def fit_sum_mixing_stage(
     one = one_term
     if warm is None and one is None:
         one = fit_mixing_stage(domains, mixtures, losses, delta=delta, seed=seed).params
-    sol, params, stderr = _fit_sum_law("mixing", domains, mixtures, losses, K, delta=delta,
-                                       n_starts=n_starts, seed=seed, one_term=one, warm=warm,
+    sol, params, stderr = _fit_sum_law(mixtures, losses, K, delta=delta, n_starts=n_starts,
+                                       seed=seed, one_term=one, warm=warm,
                                        what="the mixing law", hint="fewer mixing terms")
     weights = np.ones((len(domains), mixtures.shape[0]))
     return _summarise("mixing", f"L_d(r) = c_d + sum_(k=1..{K}) exp(a_dk + t_dk . r), "
@@ -583,9 +584,8 @@ def fit_implicit_stage(
 ) -> StageFit:
     """Fit ``L(r) = c + sum_k exp(a_k + t_k . r)`` to aggregate losses ``(n_mix,)``."""
     K = int(n_latent)
-    sol, params, stderr = _fit_sum_law("implicit", ["aggregate"], mixtures,
-                                       np.asarray(losses, float)[:, None], K, delta=delta,
-                                       n_starts=n_starts, seed=seed,
+    sol, params, stderr = _fit_sum_law(mixtures, np.asarray(losses, float)[:, None], K,
+                                       delta=delta, n_starts=n_starts, seed=seed,
                                        what="implicit aggregation", hint="lower --implicit")
     weights = np.ones((1, mixtures.shape[0]))
     return _summarise("implicit", f"L(r) = c + sum_(k=1..{K}) exp(a_k + t_k . r)",

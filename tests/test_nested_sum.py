@@ -119,7 +119,10 @@ def test_cli_fit_predict_report_and_sample(swarm, tmp_path, capsys) -> None:
     fit = tmp_path / "fit.json"
     assert main(["fit", str(runs), "--law", "nested-sum", "-o", str(fit)]) == 0
     model = load_model(fit)
-    assert model.mixing_terms == 2
+    assert model.mixing_terms == 2 and model.family == "nested-sum"
+    assert [make_estimator(f).family for f in ("nested", "nested-tied")] == ["nested",
+                                                                            "nested-tied"]
+    assert NestedMixingLaw(tie_beta="none").family == "nested (mixing_terms=1, tie_beta='none')"
     out = tmp_path / "pred.json"
     assert main(["predict", str(fit), "--params", "1e6", "--tokens", "1e9", "--mixture",
                  "web=0.4,code=0.3,books=0.2,papers=0.1", "-o", str(out)]) == 0

@@ -97,7 +97,7 @@ def fit_summary(model: Any, target: Any) -> dict[str, Any]:
     """Residuals and convergence of the fit behind a target, for ``run``'s summary."""
     if is_nested(model):
         stages = [s for s in (model.step_, target.size, target.mixing) if s is not None]
-        return {"law": "nested", "step_rmse": None if model.step_ is None else model.step_.rmse,
+        return {"law": model.family, "step_rmse": None if model.step_ is None else model.step_.rmse,
                 "size_rmse": None if target.size is None else target.size.rmse,
                 "mixing_rmse": target.mixing.rmse,
                 "converged": bool(all(s.converged.all() for s in stages))}

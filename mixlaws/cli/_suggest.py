@@ -120,8 +120,8 @@ def report_suggestion(args: argparse.Namespace, model: Any, runs: Any, params: f
                       tokens: float | None) -> Any:
     """The :class:`~mixlaws.design.Suggestion` for the report section, or None when not asked.
 
-    Plans with the fitted model's own family and settings (a nested fit: ``nested`` or
-    ``nested-tied``).
+    Plans with the fitted model's own family and settings (a nested fit: ``nested``,
+    ``nested-tied`` or ``nested-sum``).
     """
     if not getattr(args, "suggest_budget", None):
         return None
@@ -134,7 +134,11 @@ def report_suggestion(args: argparse.Namespace, model: Any, runs: Any, params: f
         budget = parse_quantity(args.suggest_budget)
     except argparse.ArgumentTypeError as exc:
         raise ScaleError(f"--suggest-budget: {exc}") from None
-    law = "nested-tied" if getattr(model, "tie_beta", "run") == "all" else "nested"
+    from ..fit import FAMILIES
+
+    law = model.family          # nested, nested-tied or nested-sum, as fitted
+    if law not in FAMILIES:     # settings no family fixes (e.g. --tie-beta none): the nearest
+        law = "nested-tied" if model.tie_beta == "all" else "nested"
     settings = {k: v for k, v in model.get_params().items()
                 if k in ("val_weights", "implicit", "tie_alpha", "warmup", "delta")}
     sizes = parse_sizes(args.suggest_sizes) if args.suggest_sizes else None

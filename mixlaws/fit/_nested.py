@@ -181,6 +181,24 @@ class NestedMixingLaw(Estimator):
         self.seed = seed
 
     # -- settings ------------------------------------------------------------------------------
+    @property
+    def family(self) -> str:
+        """The registered family these settings make (``nested``, ``nested-tied``,
+        ``nested-sum``: the one whose settings match on every setting a nested family fixes),
+        else ``"nested"`` with the distinguishing settings in parentheses."""
+        import inspect
+
+        from ._families import FAMILIES
+
+        nested = [f for f in FAMILIES.values() if f.estimator is type(self)]
+        keys = sorted({k for f in nested for k in f.settings})
+        default = {k: inspect.signature(type(self)).parameters[k].default for k in keys}
+        mine = {k: getattr(self, k) for k in keys}
+        for f in nested:
+            if all(mine[k] == f.settings.get(k, default[k]) for k in keys):
+                return f.name
+        return "nested (" + ", ".join(f"{k}={v!r}" for k, v in mine.items()) + ")"
+
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Constructor settings, JSON-ready (always copies; ``deep`` is accepted for clone)."""
         vw = None if self.val_weights is None else {k: float(v) for k, v in self.val_weights.items()}

@@ -156,7 +156,7 @@ def test_reused_step_laws_predict_as_a_refit(runs):
 def test_forgetting_runs_warm_starts_the_mixing_stage_and_falls_back_quietly(runs, monkeypatch):
     import dataclasses
 
-    import mixlaws.fit._nested as nested_module
+    import mixlaws.fit._stages as stages_module
 
     fold = mixture_folds(runs, 3, seed=0)[1]
     N, D = float(fold.targets["params"].iloc[0]), float(fold.targets["tokens"].iloc[0])
@@ -165,13 +165,13 @@ def test_forgetting_runs_warm_starts_the_mixing_stage_and_falls_back_quietly(run
     full.target(N, D)
     refit = make_estimator("nested").fit(fold.train).predict(r, N, D)["domains"]
     calls = []
-    real = nested_module.fit_mixing_stage
+    real = stages_module.fit_mixing_stage
 
     def spy(*args, warm=None, **kw):
         calls.append(warm is not None)
         return real(*args, warm=warm, **kw)
 
-    monkeypatch.setattr(nested_module, "fit_mixing_stage", spy)
+    monkeypatch.setattr(stages_module, "fit_mixing_stage", spy)
     warm = full.without_runs(fold.held_out).predict(r, N, D)["domains"]
     assert calls == [True]                      # one warm fit, converged: no cold restart
     np.testing.assert_allclose(warm, refit, rtol=1e-6)
@@ -182,7 +182,7 @@ def test_forgetting_runs_warm_starts_the_mixing_stage_and_falls_back_quietly(run
         return dataclasses.replace(fit, converged=np.zeros_like(fit.converged)) if warm else fit
 
     calls.clear()
-    monkeypatch.setattr(nested_module, "fit_mixing_stage", unconverged)
+    monkeypatch.setattr(stages_module, "fit_mixing_stage", unconverged)
     again = full.without_runs(fold.held_out).predict(r, N, D)["domains"]   # ... no warning
     assert calls == [True, False]
     np.testing.assert_allclose(again, refit, rtol=1e-6)

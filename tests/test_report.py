@@ -120,7 +120,7 @@ def test_held_out_refit_falls_back_to_cold_starts_quietly(run_dir, monkeypatch):
     the warm attempt's convergence warning does not reach the report."""
     import dataclasses
 
-    import mixlaws.report._html as rh
+    import mixlaws.fit._stages as stages_module
     from mixlaws.errors import ConvergenceWarning
     from mixlaws.fit import fit_mixing_stage
 
@@ -136,7 +136,7 @@ def test_held_out_refit_falls_back_to_cold_starts_quietly(run_dir, monkeypatch):
             fit = dataclasses.replace(fit, converged=np.zeros_like(fit.converged))
         return fit
 
-    monkeypatch.setattr(rh, "fit_mixing_stage", flaky)
+    monkeypatch.setattr(stages_module, "fit_mixing_stage", flaky)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         kf = leave_one_mixture_out(target, model.domains_, n_folds=4, seed=5)

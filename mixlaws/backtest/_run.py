@@ -36,7 +36,11 @@ def _warm_up(full: Any, targets: pd.DataFrame) -> None:
     """Fit ``full`` at the scales of a fold's targets (cached), so that the fold's copy
     without its runs starts its mixing stages there (see ``NestedMixingLaw.without_runs``):
     the ``k`` folds then cost one multi-start fit per scale and ``k`` warm ones, not ``k``
-    multi-start fits.  A scale the full fit cannot reach is left to the fold to report."""
+    multi-start fits.  A scale the full fit cannot reach is left to the fold to report.
+    A law of several mixing terms is not warm-started (:func:`~mixlaws.fit.refit_mixing_stage`),
+    so its full fit is not made here for nothing."""
+    if getattr(full, "mixing_terms", 1) != 1:
+        return
     for N, D in targets[["params", "tokens"]].drop_duplicates().itertuples(index=False):
         with warnings.catch_warnings():           # the full fit at a fold's scale is not scored
             warnings.simplefilter("ignore")

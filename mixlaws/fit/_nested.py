@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -36,18 +35,16 @@ from ._base import Estimator
 from ._target import TargetActions, check_scale
 from ..laws import explicit_aggregate, implicit_mixing_law, size_law, step_law
 from ..runs._warmup import WARMUP, after_warmup
-from ..errors import (ConvergenceWarning, InsufficientDataError, MixlawsError, NotFittedError,
-                      ScaleError)
+from ..errors import InsufficientDataError, MixlawsError, NotFittedError, ScaleError
 from ._stages import (
     TIE_ALPHA,
     TIE_BETA,
     StageFit,
     fit_implicit_stage,
-    fit_mixing_stage,
     fit_size_stage,
     fit_step_stage,
-    fit_sum_mixing_stage,
     mixing_stage_law,
+    refit_mixing_stage,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -516,16 +513,9 @@ class NestedMixingLaw(Estimator):
             p = size_fit.params
             Y = np.asarray(size_law(params, p["E"], p["A"], p["alpha"])).reshape(len(used), nd)
         mixtures = self.mixtures_[used]
-        mixing = None
-        warm = getattr(self, "_warm_mixing", {}).get(key)
-        if warm is not None and self.mixing_terms == 1:   # K terms: many basins, multi-start             # its non-convergence is not news: the fallback is
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                mixing = self._fit_mixing(mixtures, Y, warm=warm)
-            if not mixing.converged.all():
-                mixing = None
-        if mixing is None:
-            mixing = self._fit_mixing(mixtures, Y)
+        mixing = refit_mixing_stage(self.domains_, mixtures, Y, self.mixing_terms,
+                                    delta=self.delta, seed=self.seed,
+                                    warm=getattr(self, "_warm_mixing", {}).get(key))
         implicit = None
         if self.implicit is not None:
             implicit = fit_implicit_stage(mixtures, Y.mean(1), self.implicit, delta=self.delta,
@@ -537,14 +527,6 @@ class NestedMixingLaw(Estimator):
                         domains=self.domains_, progress=self.progress_, model=self)
         self._targets[key] = fit
         return fit
-
-    def _fit_mixing(self, mixtures: np.ndarray, Y: np.ndarray,
-                    warm: Mapping[str, np.ndarray] | None = None) -> StageFit:
-        if self.mixing_terms == 1:
-            return fit_mixing_stage(self.domains_, mixtures, Y, delta=self.delta, seed=self.seed,
-                                    warm=warm)
-        return fit_sum_mixing_stage(self.domains_, mixtures, Y, self.mixing_terms,
-                                    delta=self.delta, seed=self.seed, warm=warm)
 
     def predict(self, mixtures: np.ndarray, params: float, tokens: float) -> dict[str, np.ndarray]:
         """Predict aggregate and per-domain losses of ``mixtures (n, M)`` at ``(params, tokens)``.

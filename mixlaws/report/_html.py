@@ -29,8 +29,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConvergenceWarning, MixlawsError
-from ..fit import (NestedMixingLaw, StageFit, TargetFit, fit_mixing_stage,
-                   fit_sum_mixing_stage, mixing_stage_law)
+from ..fit import (NestedMixingLaw, StageFit, TargetFit, mixing_stage_law,
+                   refit_mixing_stage)
 from ..progress import progress
 from . import _plots as plots
 from . import _plots_decision as pdec
@@ -102,24 +102,13 @@ def leave_one_mixture_out(target: TargetFit, domains: Sequence[str], *, delta: f
     if n - np.bincount(fold).max() < terms * M + 2:
         return None
     out = np.empty_like(Y)
-
-    def refit(X: np.ndarray, Y: np.ndarray, **kw: Any) -> StageFit:
-        if terms == 1:
-            return fit_mixing_stage(domains, X, Y, delta=delta, seed=seed, **kw)
-        return fit_sum_mixing_stage(domains, X, Y, terms, delta=delta, seed=seed, **kw)
-
     desc = ("leave-one-mixture-out refits" if k == n else
             f"held-out refits ({k}-fold over {n} mixtures)")
     with progress(desc, total=k) as bar:
         for f in range(k):
             held = fold == f
-            fit = None
-            if warm is not None and terms == 1:   # K terms: many basins, multi-start
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    fit = refit(X[~held], Y[~held], warm=warm)
-            if fit is None or not fit.converged.all():
-                fit = refit(X[~held], Y[~held])
+            fit = refit_mixing_stage(domains, X[~held], Y[~held], terms, delta=delta, seed=seed,
+                                     warm=warm)
             out[held] = np.asarray(mixing_stage_law(X[held], fit.params))
             bar.advance()
     return out

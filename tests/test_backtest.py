@@ -12,9 +12,10 @@ from scipy.stats import norm
 import pandas as pd
 import pytest
 
-from mixlaws.backtest import (BacktestResult, Discrepancy, backtest, both_fold,
+from mixlaws.backtest import (MAX_TRUNCATE, BacktestResult, Discrepancy, backtest, both_fold,
                               extrapolation_distance, largest_size_fold, long_runs_fold,
                               make_folds, mixture_folds, truncate_fold)
+from mixlaws.backtest._score import score_fold
 from mixlaws.cli import main
 from mixlaws.errors import ArtifactError, MixlawsError
 from mixlaws.fit import make_estimator
@@ -76,6 +77,34 @@ def test_truncate_keeps_only_checkpoints_up_to_f_of_each_run(runs, f):
     assert len(kept) == len(expect)
     assert not (_pairs(fold.targets) & _pairs(kept))
     assert len(fold.targets) == len(ends)
+
+
+def test_truncate_cuts_late_starting_runs_at_their_third_checkpoint():
+    # Ye et al.'s layout: every run's first checkpoint is at 1/3 of its end, none below 0.3 x
+    late = [1 / 3, 0.4, 0.45, 0.55, 0.7, 0.85, 1.0]
+    truth = random_truth(SOURCES, DOMAINS, seed=0)
+    runs = validate_runs(simulate_sweep(truth, n_mixtures=9, sizes=[2e7, 5e7, 1e8],
+                                        tokens_per_param=20.0, checkpoints=late, seed=0))
+    fold = truncate_fold(runs, 0.3)
+    assert fold.skipped is None and MAX_TRUNCATE == 0.5
+    ends = runs.data.groupby("run")["tokens"].max()
+    kept = fold.train.data
+    assert (kept.groupby("run").size() == 3).all() and kept["run"].nunique() == len(ends)
+    frac = kept.groupby("run")["tokens"].max() / ends[kept["run"].unique()]
+    np.testing.assert_allclose(frac.to_numpy(), 0.45, rtol=1e-9)
+    assert len(fold.targets) == len(ends) and not (_pairs(fold.targets) & _pairs(kept))
+    # ``both`` cuts the smaller sizes the same way
+    both = both_fold(runs, 0.3)
+    assert both.skipped is None and (both.train.data.groupby("run").size() == 3).all()
+    # the distance a run's own curve was extrapolated: log(end / its cut), not the size's longest
+    class Flat:
+        weights_ = None
+
+        def predict(self, r, N, D):
+            return {"loss": np.full(len(r), 3.0)}
+
+    scored = score_fold("flat", fold, Flat())
+    np.testing.assert_allclose(scored["dD"], np.log(1 / 0.45), rtol=1e-9)
 
 
 def test_truncate_drops_runs_too_short_after_warmup(runs):
@@ -276,12 +305,22 @@ def test_discrepancy_recovers_a_bias_and_round_trips():
     u = np.repeat(np.linspace(0.2, 2.0, 15), 4)
     fold = np.repeat(np.arange(15), 4)
     e = -0.02 * u + rng.normal(0, 0.002, u.size)
-    d = Discrepancy().fit(e, u, 0 * u, fold)
-    assert d.predict(1.0, 0.0)["bias"] == pytest.approx(-0.02, abs=0.004)
-    back = Discrepancy.from_dict(json.loads(json.dumps(d.to_dict())))
-    assert back.predict(1.5, 0.3)["sd"] == d.predict(1.5, 0.3)["sd"]
-    lo, hi = d.interval(3.0, 1.0, 0.0, 0.9)
+    carried = Discrepancy(carry_bias=True).fit(e, u, 0 * u, fold)
+    assert carried.b_ == pytest.approx(-0.02, abs=0.004)
+    assert carried.predict(1.0, 0.0)["bias"] == pytest.approx(-0.02, abs=0.004)
+    back = Discrepancy.from_dict(json.loads(json.dumps(carried.to_dict())))
+    assert back.carry_bias and back.predict(1.5, 0.3)["sd"] == carried.predict(1.5, 0.3)["sd"]
+    lo, hi = carried.interval(3.0, 1.0, 0.0, 0.9)
     assert lo < 3.0 * np.exp(-0.02) < hi
+    # default: the bias's size widens the interval on both sides, its sign moves nothing
+    d = Discrepancy().fit(e, u, 0 * u, fold)
+    assert d.b_ == carried.b_ and d.predict(1.0, 0.0)["bias"] == 0.0
+    sd = d.predict(1.0, 0.0)["sd"]
+    assert sd == pytest.approx(np.hypot(carried.predict(1.0, 0.0)["sd"], 0.02), rel=0.2)
+    lo, hi = d.quantiles(1.0, 0.0, 0.9)
+    assert lo == pytest.approx(-hi, rel=1e-6) and lo < -0.02 < 0.02 < hi
+    back = Discrepancy.from_dict(json.loads(json.dumps(d.to_dict())))
+    assert not back.carry_bias and back.quantiles(1.0, 0.0, 0.9) == (lo, hi)
 
 
 def test_schedule_bend_makes_truncated_backtests_biased():
@@ -355,7 +394,8 @@ def test_discrepancy_quantiles_are_those_of_the_predictive():
     # few folds: not a normal, but the quantiles are still exact ones of the grid mixture
     s0, s1, k, w, m, V = few._grid
     sd = np.sqrt(s0**2 + (s1**2 + V) * 4.0)
-    cdf = lambda x: float(w @ norm.cdf((x - 2.0 * m) / sd))  # noqa: E731
+    cdf = lambda x: float(w @ (norm.cdf((x - 2.0 * m) / sd)  # noqa: E731
+                               + norm.cdf((x + 2.0 * m) / sd)) / 2)   # b with either sign
     assert cdf(lo) == pytest.approx(0.05, abs=1e-6) and cdf(hi) == pytest.approx(0.95, abs=1e-6)
 
 

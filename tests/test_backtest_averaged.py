@@ -10,6 +10,7 @@ from scipy.stats import norm
 
 from mixlaws.backtest import AveragedMixingLaw, stacking_weights
 from mixlaws.cli import main
+from mixlaws.errors import MixlawsError
 from mixlaws.fit import FAMILIES, load_model, model_from_dict
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import random_truth, simulate_sweep
@@ -37,6 +38,23 @@ def test_stacking_mixes_families_that_are_wrong_in_different_places() -> None:
     b = norm.logpdf(e, -0.02, 0.005)                    # right on the second half only
     w = stacking_weights(np.column_stack([a, b]), np.ones(100))
     np.testing.assert_allclose(w, [0.5, 0.5], atol=1e-6)
+
+
+def test_stacking_prior_keeps_weight_on_a_family_that_loses_few_units() -> None:
+    rng = np.random.default_rng(1)
+    e = rng.normal(0, 0.01, 6)                          # six backtest units
+    good = norm.logpdf(e, 0.0, 0.01)
+    bad = norm.logpdf(e, 0.2, 0.01)                     # explains none of them
+    lp = np.column_stack([good, bad])
+    np.testing.assert_allclose(stacking_weights(lp, np.ones(6), concentration=1.0), [1, 0],
+                               atol=1e-9)
+    np.testing.assert_allclose(stacking_weights(lp, np.ones(6)), [7 / 8, 1 / 8], rtol=1e-6)
+    # many units outweigh the prior
+    e = rng.normal(0, 0.01, 600)
+    lp = np.column_stack([norm.logpdf(e, 0.0, 0.01), norm.logpdf(e, 0.2, 0.01)])
+    assert stacking_weights(lp, np.ones(600))[0] > 0.998
+    with pytest.raises(MixlawsError, match="concentration"):
+        stacking_weights(lp, np.ones(600), concentration=0.5)
 
 
 def test_auto_is_a_registered_family() -> None:

@@ -10,7 +10,10 @@ table's rows, never modified values) and the held-out *targets* — which runs, 
 ``truncate``
     every run keeps its checkpoints with ``tokens <= f x`` its last tokens (default
     ``f = 0.3``: a 100k-step run keeps its first 30k); every run's last checkpoint is
-    predicted.
+    predicted.  A run whose checkpoints start late (Ye et al.'s RedPajama runs: 10k..30k
+    steps, none below ``0.3 x 30k``) is cut instead at its ``min_checkpoints``-th checkpoint
+    after warm-up, as long as that is at most :data:`MAX_TRUNCATE` of its length: the fold
+    still extrapolates every run by at least ``log 2`` in tokens, instead of being skipped.
 ``long-runs``
     only runs that extend beyond the median end ``D_med`` of the table's runs are cut, at
     ``D_med``; their last checkpoints are predicted (e.g. Ye et al.'s RedPajama table: most
@@ -40,14 +43,20 @@ import pandas as pd
 from ..errors import MixlawsError
 from ..runs import WARMUP, RunsTable, after_warmup
 
-__all__ = ["Fold", "FOLDS", "DEFAULT_FOLDS", "make_folds", "largest_size_fold", "truncate_fold",
+__all__ = ["Fold", "FOLDS", "DEFAULT_FOLDS", "MAX_TRUNCATE", "make_folds", "largest_size_fold", "truncate_fold",
            "long_runs_fold", "both_fold", "mixture_folds"]
 
 FOLDS = ("largest-size", "truncate", "long-runs", "both", "mixtures")
 """Names of the fold kinds, in the order the tables list them."""
 
-DEFAULT_FOLDS = ("largest-size", "truncate", "both", "mixtures")
-"""The folds :func:`mixlaws.backtest.backtest` runs by default."""
+DEFAULT_FOLDS = ("largest-size", "truncate", "long-runs", "both", "mixtures")
+"""The folds :func:`mixlaws.backtest.backtest` runs by default (a fold the table cannot
+build, such as ``long-runs`` when every run ends at the same length, is skipped with its
+reason)."""
+
+MAX_TRUNCATE = 0.5
+"""Largest fraction of a run's length that the ``truncate`` and ``both`` folds keep when
+``f x`` its length leaves too few checkpoints to fit (see the module docstring)."""
 
 _RTOL = 1e-9
 
@@ -141,13 +150,35 @@ def largest_size_fold(runs: RunsTable) -> Fold:
                 held_out=held)
 
 
+def _cutoffs(data: pd.DataFrame, fraction: float, warmup: float,
+             min_checkpoints: int) -> pd.Series:
+    """Per run, where the ``truncate``/``both`` folds cut it: ``fraction x`` its last tokens,
+    or, when that keeps fewer than ``min_checkpoints`` after warm-up, its first checkpoint
+    that keeps them, if that lies at most :data:`MAX_TRUNCATE` of the way (else the plain
+    cut, which leaves the run out of the fit)."""
+    out = {}
+    for run, g in data.groupby("run", sort=False):
+        tok = np.sort(g["tokens"].to_numpy(float))
+        cut = fraction * tok[-1]
+        kept = tok[tok <= cut * (1 + _RTOL)]
+        if kept.size == 0 or int(after_warmup(kept, warmup).sum()) < min_checkpoints:
+            for c in tok[tok <= MAX_TRUNCATE * tok[-1] * (1 + _RTOL)]:
+                k = tok[tok <= c]
+                if int(after_warmup(k, warmup).sum()) >= min_checkpoints:
+                    cut = float(c)
+                    break
+        out[run] = cut
+    return pd.Series(out, dtype=float)
+
+
 def truncate_fold(runs: RunsTable, fraction: float = 0.3, *, warmup: float = WARMUP,
                   min_checkpoints: int = 3) -> Fold:
-    """Cut every run to ``tokens <= fraction x`` its last tokens; predict every run's end."""
+    """Cut every run to ``tokens <= fraction x`` its last tokens (later, up to
+    :data:`MAX_TRUNCATE`, where that leaves too few checkpoints); predict every run's end."""
     _check_fraction(fraction)
     df = runs.data
     end = df.groupby("run", sort=False)["tokens"].max()
-    cutoff = fraction * end
+    cutoff = _cutoffs(df, fraction, warmup, min_checkpoints)
     return _truncated_fold("truncate", runs, df, cutoff, _last(df, list(end.index)), warmup,
                            min_checkpoints)
 
@@ -178,9 +209,9 @@ def both_fold(runs: RunsTable, fraction: float = 0.3, *, warmup: float = WARMUP,
     df = runs.data
     big = df["params"] == sizes[-1]
     rest = df[~big]
-    end = rest.groupby("run", sort=False)["tokens"].max()
     targets = _last(df, list(pd.unique(df.loc[big, "run"])))
-    fold = _truncated_fold("both", runs, rest, fraction * end, targets, warmup, min_checkpoints)
+    fold = _truncated_fold("both", runs, rest, _cutoffs(rest, fraction, warmup, min_checkpoints),
+                           targets, warmup, min_checkpoints)
     if fold.skipped is None:
         fold = dataclasses.replace(fold, held_out=tuple(sorted(set(fold.held_out)
                                                                | set(targets["run"]))))

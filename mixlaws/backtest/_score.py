@@ -8,7 +8,9 @@ every target; per target we record
   of the domains with implicit aggregation);
 * ``rel_error = predicted / observed - 1`` and ``log_ratio = log(observed / predicted)``
   (the quantity the discrepancy model describes);
-* the extrapolation distances of :func:`extrapolation_distance`, ``dN`` and ``dD``, and
+* the extrapolation distances of :func:`extrapolation_distance`, ``dN`` and ``dD`` (for a
+  target whose run is in the training table, cut by the fold, ``dD`` is measured from that
+  run's own last fitted checkpoint: the distance its curve was extrapolated), and
   ``hull``: the target mixture's total-variation distance to the hull of the fold's training
   mixtures (:func:`mixlaws.fit.mixture_extrapolation`; 0 for a mixture that was fitted).
 
@@ -85,6 +87,7 @@ def score_fold(family: str, fold: Fold, estimator: Any) -> pd.DataFrame:
     mix_cols = train.mix_columns
     loss_cols = train.loss_columns
     fitted = train.data.groupby("run", sort=False)[mix_cols].first().to_numpy(float)
+    run_end = train.data.groupby("run", sort=False)["tokens"].max()
     rows = []
     for (N, D), g in t.groupby(["params", "tokens"], sort=True):
         pred = estimator.predict(g[mix_cols].to_numpy(float), float(N), float(D))
@@ -94,6 +97,8 @@ def score_fold(family: str, fold: Fold, estimator: Any) -> pd.DataFrame:
             raise MixlawsError(f"{family} predicts a non-finite or non-positive loss at "
                                f"params={N:.6g}, tokens={D:.6g}")
         dN, dD = extrapolation_distance(train, np.full(len(g), N), np.full(len(g), D))
+        own = g["run"].map(run_end).to_numpy(float)     # NaN: the run is not in the fit
+        dD = np.where(np.isnan(own), dD, np.log(D / np.where(np.isnan(own), 1.0, own)))
         hull = [e.hull_distance for e in
                 mixture_extrapolation(fitted, g[mix_cols].to_numpy(float), train.sources)]
         rows.append(pd.DataFrame({

@@ -9,7 +9,8 @@ Each simulated sweep (``mixlaws.simulate``) has
 
 Per sweep: 10 mixtures x 20M/50M/100M/200M x 10 checkpoints (10 %..100 % of 20 tokens/param,
 3 validation domains, checkpoint noise 0.3 %, run noise 0.2 %).  We backtest each family on
-the sweep (largest-size, truncate 0.3, both, 3 mixture folds), fit it on the whole sweep,
+the sweep (the default folds: largest-size, truncate 0.3, long-runs, both, 3 mixture
+folds), fit it on the whole sweep,
 predict 5 new mixtures at the target N* = 800M, D* = 16e9 tokens (dN = dD = log 4, u = 1.96)
 and check whether the 90 % discrepancy interval (``Discrepancy.interval``) of the
 backtest-calibrated model contains the new runs' simulated (noisy) losses.  Also printed: the
@@ -17,6 +18,7 @@ same check with a zero-discrepancy interval (only the measured run scatter), for
 
 Run:  python benchmarks/backtest_calibration.py [--sweeps 30] [--families nested,joint]
           [--save FILE | --load FILE]   (--load re-evaluates saved sweeps without fitting)
+          [--carry-bias] [--concentration A] [--priors B,S0,S1,K]   (variants to compare)
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import warnings
 
 import numpy as np
 
-from mixlaws.backtest import BacktestResult, backtest, extrapolation_distance, family_weights
+from mixlaws.backtest import (DEFAULT_FOLDS, BacktestResult, backtest, extrapolation_distance,
+                              family_weights)
 from mixlaws.backtest._averaged import _mixture_quantile
 from mixlaws.fit import make_estimator, mixture_extrapolation
 from mixlaws.runs import validate_runs
@@ -57,8 +60,7 @@ def one_sweep(seed: int, families: list[str]) -> dict:
         truth, mixtures=new_mix, sizes=[TARGET_N], tokens_per_param=TPP, checkpoints=[1.0],
         seed=seed + 2000), amp))
     D = float(target.data["tokens"].iloc[0])
-    res = backtest(runs, families, ("largest-size", "truncate", "both", "mixtures"),
-                   n_mixture_folds=3, seed=seed)
+    res = backtest(runs, families, DEFAULT_FOLDS, n_mixture_folds=3, seed=seed)
     dN, dD = extrapolation_distance(runs, TARGET_N, D)
     obs = target.data[target.loss_columns].to_numpy(float).mean(1)
     fitted = runs.data.groupby("run", sort=False)[runs.mix_columns].first().to_numpy(float)
@@ -98,11 +100,12 @@ def evaluate(record: dict, fam: str, level: float = 0.9, without_mixtures: bool 
 
 
 def evaluate_auto(record: dict, families: list[str], level: float = 0.9,
-                  priors: dict | None = None) -> dict:
+                  priors: dict | None = None, concentration: float | None = None) -> dict:
     """The same check for ``--law auto``'s predictive: the stacking-weighted mixture of the
     families' discrepancy-shifted log-normals (what :class:`AveragedTarget` computes)."""
     res = _result(record, priors)
-    w, _ = family_weights(res, families)
+    w, _ = family_weights(res, families, **({} if concentration is None else
+                                           {"concentration": concentration}))
     hull = np.asarray(record.get("hull", 0.0), float)
     e = np.stack([np.asarray(record["log_ratio"][f]) for f in families], 1)
     mu, sig = [], []
@@ -130,6 +133,10 @@ def main() -> int:
     ap.add_argument("--load", metavar="FILE", help="re-evaluate saved records instead of fitting")
     ap.add_argument("--priors", metavar="B,S0,S1,K", help="discrepancy prior scales to evaluate "
                     "(default: the Discrepancy defaults)")
+    ap.add_argument("--carry-bias", action="store_true", help="evaluate the discrepancy with "
+                    "the sign of its bias carried to the target (Discrepancy(carry_bias=True))")
+    ap.add_argument("--concentration", type=float, help="Dirichlet concentration of the "
+                    "stacking weights (default: STACKING_CONCENTRATION; 1 = plain stacking)")
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress shows when piped to a file
     warnings.simplefilter("ignore")
@@ -138,6 +145,8 @@ def main() -> int:
     if args.priors:
         priors = dict(zip(("prior_b", "prior_s0", "prior_s1", "prior_k"),
                           map(float, args.priors.split(","))))
+    if args.carry_bias:
+        priors = {**(priors or {}), "carry_bias": True}
     t0 = time.perf_counter()
     if args.load:
         with open(args.load) as f:
@@ -173,7 +182,8 @@ def main() -> int:
                   f"{100 * np.median([x['sd'] for x in r]):8.2f} "
                   f"{100 * np.median([x['half_width'] for x in r]):11.2f}")
     if len(families) > 1:
-        r = [evaluate_auto(x, families, priors=priors) for x in records]
+        r = [evaluate_auto(x, families, priors=priors, concentration=args.concentration)
+             for x in records]
         cov = np.concatenate([x["covered"] for x in r])
         rel = np.concatenate([x["rel"] for x in r])
         wts = np.mean([x["weights"] for x in r], 0)

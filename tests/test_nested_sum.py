@@ -99,9 +99,12 @@ def test_auto_chooses_between_the_mixing_laws_on_a_one_scale_table(swarm, fresh)
     auto = AveragedMixingLaw().fit(swarm)
     assert tuple(auto.members_) == ("nested", "nested-sum")      # joint needs three sizes
     assert any("joint left out" in n for n in auto.notes_)
-    assert auto.law_weights_["nested-sum"] > 0.8
+    # 3 leave-mixtures-out units and the Dirichlet(2) prior: the ceiling is (3 + 1) / (3 + 2)
+    assert auto.law_weights_["nested-sum"] > 0.75
     r, truth = fresh
-    assert np.abs(auto.predict(r, N, D)["domains"] / truth - 1).mean() < 0.006
+    err = np.abs(auto.predict(r, N, D)["domains"] / truth - 1).mean()
+    one_term = np.abs(auto.members_["nested"].predict(r, N, D)["domains"] / truth - 1).mean()
+    assert err < 0.01 and err < 0.6 * one_term, (err, one_term)
 
 
 def test_auto_passes_over_a_family_too_costly_for_the_table(swarm, monkeypatch) -> None:

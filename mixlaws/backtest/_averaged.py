@@ -438,7 +438,8 @@ class AveragedMixingLaw(Estimator):
 
 
 def family_weights(result: BacktestResult, families: Sequence[str],
-                   method: str = "stacking") -> tuple[dict[str, float], list[str]]:
+                   method: str = "stacking", concentration: float = STACKING_CONCENTRATION
+                   ) -> tuple[dict[str, float], list[str]]:
     """Weights of ``families`` from their backtest ``result`` (see the module docstring).
 
     Each target's density under a family is that of its observed error under the family's
@@ -451,7 +452,8 @@ def family_weights(result: BacktestResult, families: Sequence[str],
     wide = p.pivot_table(index=["unit", "run"], columns="family", values="log_ratio").dropna()
     unscored = [f for f in fams if f not in wide.columns]
     if unscored and len(unscored) < len(fams):   # no backtest fold could score them: weight 0
-        kept, why = family_weights(result, [f for f in fams if f not in unscored], method)
+        kept, why = family_weights(result, [f for f in fams if f not in unscored], method,
+                                   concentration)
         return ({f: kept.get(f, 0.0) for f in fams}, why + [
             f"law family {f} has weight 0: none of its backtest folds could be fitted"
             for f in unscored])
@@ -470,7 +472,7 @@ def family_weights(result: BacktestResult, families: Sequence[str],
                            dist["hull"].to_numpy()[sel])
             logp[sel, k] = norm.logpdf(wide[f].to_numpy()[sel], pr["bias"], pr["sd"])
     _, inv, counts = np.unique(units, return_inverse=True, return_counts=True)
-    w = stacking_weights(logp, 1.0 / counts[inv], method)
+    w = stacking_weights(logp, 1.0 / counts[inv], method, concentration=concentration)
     return dict(zip(fams, w.tolist())), []
 
 

@@ -14,8 +14,8 @@ a symmetric Dirichlet prior on ``w`` (:data:`STACKING_CONCENTRATION` = 2: one ps
 per family).  A sweep gives a handful of backtest units, and unregularised stacking on so few
 puts all the weight on one family as soon as it wins them all -- dropping the spread between
 families from the interval exactly when the evidence for the choice is thinnest (on Ye et
-al.'s tables the weights were 1/0 on two of three held-out folds, a different family each
-time); the prior keeps that uncertainty until the units outweigh it.  Stacking rather than
+al.'s tables the weights were 1/0 on three of four held-out folds, not always the same family);
+the prior keeps that uncertainty until the units outweigh it.  Stacking rather than
 pseudo-BMA because every family is misspecified (the M-open case): BMA-type weights pile
 onto the family that is least wrong on average, stacking onto the combination that predicts
 best, which is what a mixture of wrong-in-different-ways laws needs.  ``method="pseudo-bma"``
@@ -32,8 +32,8 @@ with ``u*`` the target's extrapolation distance (:func:`~mixlaws.backtest.scale_
 ``b_k, s_k`` the family's discrepancy model fitted on every backtest unit (parameter error,
 structural error and run-to-run noise as the backtests measured them, carried to ``u*`` by
 the stated linear model; ``b_k = 0`` unless the discrepancy carries the sign of its bias,
-whose size is then in ``s_k``: see :class:`~mixlaws.backtest.Discrepancy`), ``h(r)`` the mixture's total-variation distance to the hull of the
-fitted mixtures and ``kappa_k`` the extra log-error sd per unit of ``h``: the root-mean-square
+whose size is otherwise in ``s_k``: see :class:`~mixlaws.backtest.Discrepancy`), ``h(r)``
+the mixture's total-variation distance to the hull of the fitted mixtures and ``kappa_k`` the extra log-error sd per unit of ``h``: the root-mean-square
 posterior ``k`` of the family's discrepancy model, which the leave-mixtures-out folds measure
 (its prior without such folds).
 The spread between families enters through the mixture.  The point prediction is the

@@ -46,9 +46,10 @@ prediction.  The backtests measure extrapolation over shorter distances than the
 and the sign of a law's error can flip with the distance: on Ye et al.'s RedPajama runs (a
 100k-step cosine schedule) the laws fitted on 10k-13k steps over-predict the loss at 30k,
 while those fitted on 10k-30k under-predict it at 100k -- carrying the first sign to the
-second distance moved the prediction the wrong way (``benchmarks/auto_real.py``: the averaged
-law's long-horizon error -2.2 % with the sign carried, between its members' -0.3 and -1.8 %
-without).  ``carry_bias=True`` is the linear-bias model as stated above.
+second distance moved the prediction the wrong way (``benchmarks/auto_real.py``, the averaged
+law's long-horizon errors with the sign carried / not: RedPajama -2.2 / -0.9 %, its members
+-0.3 and -1.8 %; Ye et al.'s 5-group table -3.6 / +0.5 %, its members +1.7 and -0.6 %).
+``carry_bias=True`` is the linear-bias model as stated above.
 """
 
 from __future__ import annotations

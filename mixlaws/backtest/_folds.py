@@ -43,8 +43,8 @@ import pandas as pd
 from ..errors import MixlawsError
 from ..runs import WARMUP, RunsTable, after_warmup
 
-__all__ = ["Fold", "FOLDS", "DEFAULT_FOLDS", "MAX_TRUNCATE", "make_folds", "largest_size_fold", "truncate_fold",
-           "long_runs_fold", "both_fold", "mixture_folds"]
+__all__ = ["Fold", "FOLDS", "DEFAULT_FOLDS", "MAX_TRUNCATE", "make_folds", "largest_size_fold",
+           "truncate_fold", "long_runs_fold", "both_fold", "mixture_folds"]
 
 FOLDS = ("largest-size", "truncate", "long-runs", "both", "mixtures")
 """Names of the fold kinds, in the order the tables list them."""

@@ -49,6 +49,7 @@ from typing import Any, Mapping, Sequence
 
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import ndtr
 from scipy.stats import norm
 
 from .._version import __version__
@@ -247,7 +248,7 @@ def _mixture_quantile(mu: np.ndarray, sig: np.ndarray, w: np.ndarray, q: float) 
     b = (mu + 8 * sig).max(1)
     for _ in range(80):
         m = 0.5 * (a + b)
-        F = (w[None, :] * norm.cdf((m[:, None] - mu) / sig)).sum(1)
+        F = (w[None, :] * ndtr((m[:, None] - mu) / sig)).sum(1)
         a, b = np.where(F < q, m, a), np.where(F < q, b, m)
     return 0.5 * (a + b)
 

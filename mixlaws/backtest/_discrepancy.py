@@ -57,8 +57,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
-from scipy.special import logsumexp
-from scipy.stats import norm
+from scipy.special import logsumexp, ndtr
 
 from ..errors import ArtifactError, MixlawsError
 
@@ -235,7 +234,7 @@ class Discrepancy:
             hi = mu.max(0) + 12 * sd.max(0)
             for _ in range(60):
                 mid = 0.5 * (lo + hi)
-                below = w @ norm.cdf((mid[None, :] - mu) / sd) < q
+                below = w @ ndtr((mid[None, :] - mu) / sd) < q     # ndtr: norm.cdf's ufunc
                 lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
             out.append((0.5 * (lo + hi))[inv].reshape(np.shape(u)))
         return out[0], out[1]

@@ -41,8 +41,8 @@ TIE_BETA = ("run", "all", "none")
 TIE_ALPHA = ("all", "domain", "none")
 _LOG_FLOOR = -30.0
 AGREE_STARTS = 3
-"""The mixing stage stops trying starts once this many have reached every domain's best
-objective (:func:`~mixlaws.fit.solve_groups`'s ``agree``)."""
+"""The mixing stage and the joint law stop trying starts once this many have reached every
+domain's best objective (:func:`~mixlaws.fit.solve_groups`'s ``agree``)."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from scipy.stats import norm
 
 from mixlaws.backtest import AveragedMixingLaw, stacking_weights
@@ -55,6 +56,19 @@ def test_stacking_prior_keeps_weight_on_a_family_that_loses_few_units() -> None:
     assert stacking_weights(lp, np.ones(600))[0] > 0.998
     with pytest.raises(MixlawsError, match="concentration"):
         stacking_weights(lp, np.ones(600), concentration=0.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 30), K=st.integers(2, 4), seed=st.integers(0, 2**16),
+       a=st.floats(1.0, 5.0))
+def test_stacking_weights_are_on_the_simplex_and_floored_by_the_prior(n, K, seed, a) -> None:
+    rng = np.random.default_rng(seed)
+    log_p = rng.normal(0.0, 5.0, (n, K))
+    c = rng.uniform(0.1, 1.0, n)
+    w = stacking_weights(log_p, c, concentration=a)
+    assert w.shape == (K,) and np.all(w >= 0) and w.sum() == pytest.approx(1.0, abs=1e-12)
+    # every family keeps at least its pseudo-units' share, whatever the densities
+    assert np.all(w >= (a - 1) / (c.sum() + K * (a - 1)) - 1e-12)
 
 
 def test_auto_is_a_registered_family() -> None:

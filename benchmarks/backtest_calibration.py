@@ -33,7 +33,7 @@ import numpy as np
 
 from mixlaws.backtest import (DEFAULT_FOLDS, BacktestResult, backtest, extrapolation_distance,
                               family_weights)
-from mixlaws.backtest._averaged import _mixture_quantile
+from mixlaws.backtest import mixture_quantile
 from mixlaws.fit import make_estimator, mixture_extrapolation
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import anneal_sweep, random_truth, sample_mixtures, simulate_sweep
@@ -118,8 +118,8 @@ def evaluate_auto(record: dict, families: list[str], level: float = 0.9,
     mu = -e + np.stack(mu, 1)
     sig = np.stack(sig, 1)
     ww = np.array([w[f] for f in families])
-    lo = _mixture_quantile(mu, sig, ww, 0.5 - level / 2)
-    hi = _mixture_quantile(mu, sig, ww, 0.5 + level / 2)
+    lo = mixture_quantile(mu, sig, ww, 0.5 - level / 2)
+    hi = mixture_quantile(mu, sig, ww, 0.5 + level / 2)
     point = np.log(np.exp(mu) @ ww)
     return {"rel": np.expm1(point), "covered": (lo <= 0) & (0 <= hi), "weights": ww,
             "half_width": float(np.mean(hi - lo)) / 2}

@@ -11,11 +11,13 @@ import numpy as np
 from scipy.stats import norm
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from mixlaws.backtest import (MAX_TRUNCATE, BacktestResult, Discrepancy, backtest, both_fold,
                               extrapolation_distance, largest_size_fold, long_runs_fold,
                               make_folds, mixture_folds, truncate_fold)
 from mixlaws.backtest._score import score_fold
+from mixlaws.backtest import mixture_quantile
 from mixlaws.cli import main
 from mixlaws.errors import ArtifactError, MixlawsError
 from mixlaws.fit import make_estimator
@@ -397,6 +399,21 @@ def test_discrepancy_quantiles_are_those_of_the_predictive():
     cdf = lambda x: float(w @ (norm.cdf((x - 2.0 * m) / sd)  # noqa: E731
                                + norm.cdf((x + 2.0 * m) / sd)) / 2)   # b with either sign
     assert cdf(lo) == pytest.approx(0.05, abs=1e-6) and cdf(hi) == pytest.approx(0.95, abs=1e-6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**16), K=st.integers(1, 400), q=st.sampled_from([1e-3, 0.05, 0.5,
+                                                                           0.95, 0.999]))
+def test_mixture_quantile_inverts_the_mixture_cdf(seed, K, q):
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(0, rng.uniform(0.001, 0.3), (3, K))
+    sd = np.exp(rng.normal(np.log(0.01), 1.5, (3, K)))       # components narrow and wide
+    w = rng.dirichlet(np.full(K, 0.3))
+    x = mixture_quantile(mu, sd, w, q)
+    F = lambda v: norm.cdf((v[:, None] - mu) / sd) @ w       # noqa: E731
+    # the quantile: F crosses q there (F is continuous and increasing)
+    eps = 1e-9 * (1 + np.abs(x))
+    assert np.all(F(x - eps) <= q + 1e-12) and np.all(F(x + eps) >= q - 1e-12)
 
 
 def test_truncation_says_how_many_runs_it_leaves_out(runs):

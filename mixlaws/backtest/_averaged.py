@@ -49,7 +49,6 @@ from typing import Any, Mapping, Sequence
 
 import jax.numpy as jnp
 import numpy as np
-from scipy.special import ndtr
 from scipy.stats import norm
 
 from .._version import __version__
@@ -57,7 +56,7 @@ from ..errors import ArtifactError, MixlawsError
 from ..fit import (Estimator, TargetActions, check_scale, family, make_estimator,
                    mixture_extrapolation)
 from ..runs import WARMUP, as_runs
-from ._discrepancy import Discrepancy
+from ._discrepancy import Discrepancy, mixture_quantile
 from ._folds import DEFAULT_FOLDS
 from ._result import BacktestResult
 from ._run import backtest
@@ -196,8 +195,8 @@ class AveragedTarget(TargetActions):
         mu = np.stack([np.log(np.asarray(m.loss(rj))) for m in self.members], 1) + self.bias
         var = self.sd**2 if kind == "new_run" else np.maximum(self.sd**2 - self.noise_sd**2, 0)
         sig = np.sqrt(var[None, :] + (self.kappa[None, :] * h[:, None]) ** 2 + 1e-18)
-        lo = _mixture_quantile(mu, sig, self.law_weights, 0.5 - level / 2)
-        hi = _mixture_quantile(mu, sig, self.law_weights, 0.5 + level / 2)
+        lo = mixture_quantile(mu, sig, self.law_weights, 0.5 - level / 2)
+        hi = mixture_quantile(mu, sig, self.law_weights, 0.5 + level / 2)
         return np.exp(lo), np.exp(hi)
 
 
@@ -220,8 +219,8 @@ class AveragedTarget(TargetActions):
         g = L[1] - L[0]
         sd = np.sqrt((L[0] * self.kappa * h[0]) ** 2 + (L[1] * self.kappa * h[1]) ** 2 + 1e-18)
         w = self.law_weights
-        lo = _mixture_quantile(g[None], sd[None], w, 0.5 - level / 2)[0]
-        hi = _mixture_quantile(g[None], sd[None], w, 0.5 + level / 2)[0]
+        lo = mixture_quantile(g[None], sd[None], w, 0.5 - level / 2)[0]
+        hi = mixture_quantile(g[None], sd[None], w, 0.5 + level / 2)[0]
         return {"p_better": float(w @ norm.cdf(g / sd)), "gain": float(w @ g),
                 "gain_lower": float(lo), "gain_upper": float(hi), "level": float(level)}
 
@@ -240,17 +239,6 @@ class AveragedTarget(TargetActions):
         if baseline is not None:
             out["versus_baseline"] = self.compare(r[0], baseline, level)
         return out
-
-
-def _mixture_quantile(mu: np.ndarray, sig: np.ndarray, w: np.ndarray, q: float) -> np.ndarray:
-    """``q``-quantile of each row's normal mixture ``sum_k w_k N(mu_ik, sig_ik^2)`` (bisection)."""
-    a = (mu - 8 * sig).min(1)
-    b = (mu + 8 * sig).max(1)
-    for _ in range(80):
-        m = 0.5 * (a + b)
-        F = (w[None, :] * ndtr((m[:, None] - mu) / sig)).sum(1)
-        a, b = np.where(F < q, m, a), np.where(F < q, b, m)
-    return 0.5 * (a + b)
 
 
 class AveragedMixingLaw(Estimator):

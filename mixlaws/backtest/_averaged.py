@@ -33,9 +33,10 @@ with ``u*`` the target's extrapolation distance (:func:`~mixlaws.backtest.scale_
 structural error and run-to-run noise as the backtests measured them, carried to ``u*`` by
 the stated linear model; ``b_k = 0`` unless the discrepancy carries the sign of its bias,
 whose size is otherwise in ``s_k``: see :class:`~mixlaws.backtest.Discrepancy`), ``h(r)``
-the mixture's total-variation distance to the hull of the fitted mixtures and ``kappa_k`` the extra log-error sd per unit of ``h``: the root-mean-square
-posterior ``k`` of the family's discrepancy model, which the leave-mixtures-out folds measure
-(its prior without such folds).
+the mixture's total-variation distance to the hull of the fitted mixtures and ``kappa_k``
+the extra log-error sd per unit of ``h``: the root-mean-square posterior ``k`` of the
+family's discrepancy model, which the leave-mixtures-out folds measure (its prior without
+such folds).
 The spread between families enters through the mixture.  The point prediction is the
 weighted mean ``sum_k w_k L_k(r) e^{b_k(u*)}`` (differentiable: the optimiser uses it);
 ``interval(..., kind="new_run")`` is for a newly trained run, ``kind="mean"`` drops the

@@ -245,6 +245,11 @@ def test_json_round_trip_is_exact(result):
     assert back.discrepancy("nested").to_dict() == result.discrepancy("nested").to_dict()
     with pytest.raises(ArtifactError):
         BacktestResult.from_dict({"kind": "mixlaws.fit"})
+    # a result written before the bias's sign stopped being carried predicts as it did
+    old = BacktestResult.from_dict({**d, "version": 1})
+    assert old.discrepancy("nested").carry_bias and not back.discrepancy("nested").carry_bias
+    with pytest.raises(ArtifactError, match="version 0"):
+        BacktestResult.from_dict({**d, "version": 0})
 
 
 def test_at_target_widens_with_distance(result, runs):

@@ -21,7 +21,10 @@ from ._score import PREDICTION_COLUMNS
 __all__ = ["BacktestResult", "TABLE_COLUMNS"]
 
 _KIND = "mixlaws.backtest"
-_VERSION = 1
+_VERSION = 2
+"""2: the discrepancy carries the size of its bias, not its sign, unless ``priors`` say
+``carry_bias``; a version-1 result (written when the sign was carried) is read with
+``carry_bias=True``, so that a saved fit predicts as it did."""
 _STATUS_COLUMNS = ("family", "fold", "part", "status", "reason", "seconds", "n_warnings",
                    "warning")
 TABLE_COLUMNS = ("family", "fold", "n", "mean_abs_rel_error", "max_abs_rel_error", "bias",
@@ -238,7 +241,7 @@ class BacktestResult:
         if not isinstance(d, Mapping) or d.get("kind") != _KIND:
             raise ArtifactError(f"not a {_KIND} artifact (kind={d.get('kind') if isinstance(d, Mapping) else None!r}); "
                                 "pass the output of BacktestResult.to_dict() or `mixlaws backtest -o`")
-        if d.get("version") != _VERSION:
+        if d.get("version") not in (1, _VERSION):
             raise ArtifactError(f"{_KIND} version {d.get('version')!r} is not supported (expected "
                                 f"{_VERSION}); rerun the backtest with this mixlaws")
         try:
@@ -247,8 +250,11 @@ class BacktestResult:
                 cols["hull"] = [0.0] * len(cols["run"])
             pred = pd.DataFrame({c: cols[c] for c in PREDICTION_COLUMNS})
             status = pd.DataFrame({c: d["status"][c] for c in _STATUS_COLUMNS})
+            priors = dict(d["priors"])
+            if d["version"] == 1:       # written when the discrepancy carried its bias's sign
+                priors.setdefault("carry_bias", True)
             return cls(pred, status.astype(_STATUS_TYPES),
-                       settings=d["settings"], level=d["level"], priors=d["priors"],
+                       settings=d["settings"], level=d["level"], priors=priors,
                        notes=d["notes"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"{_KIND} artifact is incomplete or corrupt: {exc}") from exc

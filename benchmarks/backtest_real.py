@@ -7,7 +7,7 @@ hence ``renormalize``) and ``5mix_runs.csv`` (5 source groups; eight 70M/160M ru
 Aggregate: Pile validation weights (``pile_valid_weights.json``).  Folds:
 
 (a) ``largest-size``: fit 70M-305M, predict every 410M run at its last checkpoint (30k);
-(b) ``long-runs``: the runs reaching 90-100k steps are cut at the table's median end (30k)
+(b) ``long-runs``: the runs reaching 90-100k steps are cut at their size's median end (30k)
     and, with every other run whole, fitted; predicted at their end;
 and 5 leave-mixtures-out folds (interpolation; evidence for the discrepancy at u = 0).
 

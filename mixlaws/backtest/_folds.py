@@ -15,9 +15,11 @@ table's rows, never modified values) and the held-out *targets* — which runs, 
     after warm-up, as long as that is at most :data:`MAX_TRUNCATE` of its length: the fold
     still extrapolates every run by at least ``log 2`` in tokens, instead of being skipped.
 ``long-runs``
-    only runs that extend beyond the median end ``D_med`` of the table's runs are cut, at
-    ``D_med``; their last checkpoints are predicted (e.g. Ye et al.'s RedPajama table: most
-    runs end at 30k steps, a few reach 100k).
+    only runs trained longer than their peers are cut: a run that extends beyond the median
+    end ``D_med(N)`` of the runs at its model size is cut at ``D_med(N)``, and its last
+    checkpoint is predicted (e.g. Ye et al.'s RedPajama table: most runs end at 30k steps, a
+    few 70M/160M runs reach 100k).  A sweep whose runs at each size end together (the
+    Chinchilla shape, tokens growing with size) has none: ``truncate`` covers it.
 ``both``
     the largest size held out and the remaining runs truncated at ``f``; the largest size is
     predicted at its end.
@@ -51,7 +53,7 @@ FOLDS = ("largest-size", "truncate", "long-runs", "both", "mixtures")
 
 DEFAULT_FOLDS = ("largest-size", "truncate", "long-runs", "both", "mixtures")
 """The folds :func:`mixlaws.backtest.backtest` runs by default (a fold the table cannot
-build, such as ``long-runs`` when every run ends at the same length, is skipped with its
+build, such as ``long-runs`` when the runs of each size end together, is skipped with its
 reason)."""
 
 MAX_TRUNCATE = 0.5
@@ -184,19 +186,20 @@ def truncate_fold(runs: RunsTable, fraction: float = 0.3, *, warmup: float = WAR
 
 
 def long_runs_fold(runs: RunsTable, *, warmup: float = WARMUP, min_checkpoints: int = 3) -> Fold:
-    """Cut the runs that end beyond the median end of all runs at that median; predict their ends."""
+    """Cut each run that ends beyond the median end of the runs at its model size at that
+    median; predict their ends."""
     df = runs.data
-    end = df.groupby("run", sort=False)["tokens"].max()
-    median = float(np.median(end.to_numpy(float)))
-    long_ = end[end > median * (1 + _RTOL)]
+    ends = df.groupby("run", sort=False)[["params", "tokens"]].max()
+    median = ends.groupby("params")["tokens"].transform("median")
+    long_ = median[ends["tokens"] > median * (1 + _RTOL)]
     if long_.empty:
-        return _skip("long-runs", f"no run extends beyond the median end of the runs "
-                                  f"({median:.6g} {runs.progress})")
-    cutoff = pd.Series(median, index=long_.index)
-    note = (f"{len(long_)} run(s) ending beyond the median end {median:.6g} {runs.progress} "
-            f"are cut there",)
-    return _truncated_fold("long-runs", runs, df, cutoff, _last(df, list(long_.index)), warmup,
-                           min_checkpoints, note)
+        return _skip("long-runs", "no run extends beyond the median end of the runs at its "
+                                  "model size (the runs of each size end together)")
+    at = ", ".join(f"{m:.6g}" for m in sorted(set(long_.to_numpy(float))))
+    note = (f"{len(long_)} run(s) ending beyond the median end of their size's runs are cut "
+            f"there ({at} {runs.progress})",)
+    return _truncated_fold("long-runs", runs, df, long_.astype(float),
+                           _last(df, list(long_.index)), warmup, min_checkpoints, note)
 
 
 def both_fold(runs: RunsTable, fraction: float = 0.3, *, warmup: float = WARMUP,

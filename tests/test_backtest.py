@@ -191,6 +191,18 @@ def test_reused_step_laws_predict_as_a_refit(runs):
                                    rtol=1e-8)
 
 
+def test_largest_size_fold_reuses_per_run_step_laws_as_a_refit(runs):
+    fold = largest_size_fold(runs)
+    ref = backtest(runs, ["nested"], ["largest-size"], reuse_step=False).predictions
+    reused = backtest(runs, ["nested"], ["largest-size"]).predictions
+    assert len(reused) == len(ref) == len(fold.targets)
+    np.testing.assert_allclose(reused["predicted"], ref["predicted"], rtol=1e-8)
+    # a shared step exponent would carry the held-out size: refitted, the same as reuse_step=False
+    tied = backtest(runs, ["nested-tied"], ["largest-size"]).predictions
+    tied_ref = backtest(runs, ["nested-tied"], ["largest-size"], reuse_step=False).predictions
+    np.testing.assert_array_equal(tied["predicted"], tied_ref["predicted"])
+
+
 def test_forgetting_runs_warm_starts_the_mixing_stage_and_falls_back_quietly(runs, monkeypatch):
     import dataclasses
 

@@ -1,13 +1,15 @@
 """The backtest entry point: every family on every fold, scored, in one :class:`BacktestResult`.
 
-Cost: each (family, fold) is one fit on the fold's training table, except the k
-``mixtures`` parts of families whose estimator offers ``without_runs`` (the nested
-families): their step laws are fitted once on the full table and each part forgets its
-held-out runs, so only the size and mixing stages are refitted per part.  For ``nested``
+Cost: each (family, fold) is one fit on the fold's training table, except where a fold
+holds out whole runs and leaves the others untouched -- the k ``mixtures`` parts and, for
+per-run step laws, ``largest-size`` -- in families whose estimator offers ``without_runs``
+(the nested families): their step laws are fitted once on the full table and each such fold
+forgets its held-out runs, so only the size and mixing stages are refitted.  For ``nested``
 (``tie_beta="run"``) this equals refitting (each run's step law depends on its own
 checkpoints only); for ``nested-tied`` the shared step exponent still includes the held-out
-runs' checkpoints (one number fitted to every run), which the result's notes state.
-Pass ``reuse_step=False`` to refit every part.
+runs' checkpoints (one number fitted to every run), which the result's notes state for the
+``mixtures`` parts, and ``largest-size`` is refitted (the held-out size would inform the
+exponent that extrapolates to it).  Pass ``reuse_step=False`` to refit every part.
 """
 
 from __future__ import annotations
@@ -117,10 +119,16 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
                 t0 = time.perf_counter()
                 caught: list[str] = []
                 try:
-                    if fold.name == "mixtures" and reuse_step and reusable:
+                    if (fold.name == "largest-size" and reuse_step and reusable
+                            and full is None):
+                        full, caught = fit_family(name, runs, est_settings)
+                    per_run = getattr(full, "tie_beta", None) in ("run", "none")
+                    if reuse_step and reusable and (fold.name == "mixtures" or (
+                            fold.name == "largest-size" and per_run)):
                         if full is None:
                             full, caught = fit_family(name, runs, est_settings)
-                        if not noted and getattr(full, "tie_beta", None) == "all":
+                        if (not noted and fold.name == "mixtures"
+                                and getattr(full, "tie_beta", None) == "all"):
                             noted = True
                             notes.append(f"{name}: mixture folds reuse the step laws fitted on "
                                          f"the full table; its shared step exponent includes "

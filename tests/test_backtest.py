@@ -394,6 +394,23 @@ def test_cli_writes_table_and_json(tmp_path, capsys):
 
 # -- real data --------------------------------------------------------------------------------
 
+@pytest.mark.slow
+def test_5mix_largest_size_fold_reuses_step_laws_as_a_refit():
+    # real stage losses: a mixing stage warm-started from the full fit (which saw the 410M
+    # runs) landed up to 0.35 % away from the refit; cold, the reuse is a refit
+    from mixlaws.runs import read_runs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = read_runs(shared("ye2024", "5mix_runs.csv"), nan_policy="omit")
+        weights = json.loads(shared("ye2024", "pile_valid_weights.json").read_text())
+        kw = {"settings": {"val_weights": weights}}
+        reused = backtest(runs, ["nested"], ["largest-size"], **kw).predictions
+        refit = backtest(runs, ["nested"], ["largest-size"], reuse_step=False, **kw).predictions
+    assert len(reused) == len(refit) == 26
+    np.testing.assert_allclose(reused["predicted"], refit["predicted"], rtol=1e-7)
+
+
 def test_redpajama_long_runs_fold_cuts_the_100k_runs_at_30k():
     from mixlaws.runs import read_runs
 

@@ -133,8 +133,10 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
                             notes.append(f"{name}: mixture folds reuse the step laws fitted on "
                                          f"the full table; its shared step exponent includes "
                                          f"the held-out runs' checkpoints")
-                        _warm_up(full, fold.targets)
-                        est = full.without_runs(fold.held_out)
+                        if fold.name == "mixtures":   # the same stage losses, fewer mixtures
+                            _warm_up(full, fold.targets)
+                        # a forgotten size changes every stage loss: a cold mixing stage
+                        est = full.without_runs(fold.held_out, warm=fold.name == "mixtures")
                     else:
                         est, caught = fit_family(name, fold.train, est_settings)
                     with warnings.catch_warnings(record=True) as more:

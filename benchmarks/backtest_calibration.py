@@ -31,9 +31,8 @@ import warnings
 
 import numpy as np
 
-from mixlaws.backtest import (DEFAULT_FOLDS, BacktestResult, backtest, extrapolation_distance,
-                              family_weights)
-from mixlaws.backtest import mixture_quantile
+from mixlaws.backtest import (DEFAULT_FOLDS, STACKING_CONCENTRATION, BacktestResult, backtest,
+                              extrapolation_distance, family_weights, mixture_quantile)
 from mixlaws.fit import make_estimator, mixture_extrapolation
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import anneal_sweep, random_truth, sample_mixtures, simulate_sweep
@@ -100,12 +99,12 @@ def evaluate(record: dict, fam: str, level: float = 0.9, without_mixtures: bool 
 
 
 def evaluate_auto(record: dict, families: list[str], level: float = 0.9,
-                  priors: dict | None = None, concentration: float | None = None) -> dict:
+                  priors: dict | None = None,
+                  concentration: float = STACKING_CONCENTRATION) -> dict:
     """The same check for ``--law auto``'s predictive: the stacking-weighted mixture of the
     families' discrepancy-shifted log-normals (what :class:`AveragedTarget` computes)."""
     res = _result(record, priors)
-    w, _ = family_weights(res, families, **({} if concentration is None else
-                                           {"concentration": concentration}))
+    w, _ = family_weights(res, families, concentration=concentration)
     hull = np.asarray(record.get("hull", 0.0), float)
     e = np.stack([np.asarray(record["log_ratio"][f]) for f in families], 1)
     mu, sig = [], []
@@ -135,8 +134,9 @@ def main() -> int:
                     "(default: the Discrepancy defaults)")
     ap.add_argument("--carry-bias", action="store_true", help="evaluate the discrepancy with "
                     "the sign of its bias carried to the target (Discrepancy(carry_bias=True))")
-    ap.add_argument("--concentration", type=float, help="Dirichlet concentration of the "
-                    "stacking weights (default: STACKING_CONCENTRATION; 1 = plain stacking)")
+    ap.add_argument("--concentration", type=float, default=STACKING_CONCENTRATION,
+                    help="Dirichlet concentration of the stacking weights (default "
+                    "%(default)s; 1 = plain stacking)")
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress shows when piped to a file
     warnings.simplefilter("ignore")

@@ -15,9 +15,8 @@ from hypothesis import given, settings, strategies as st
 
 from mixlaws.backtest import (MAX_TRUNCATE, BacktestResult, Discrepancy, backtest, both_fold,
                               extrapolation_distance, largest_size_fold, long_runs_fold,
-                              make_folds, mixture_folds, truncate_fold)
+                              make_folds, mixture_folds, mixture_quantile, truncate_fold)
 from mixlaws.backtest._score import score_fold
-from mixlaws.backtest import mixture_quantile
 from mixlaws.cli import main
 from mixlaws.errors import ArtifactError, MixlawsError
 from mixlaws.fit import make_estimator

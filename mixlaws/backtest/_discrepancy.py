@@ -230,14 +230,11 @@ class Discrepancy:
         s0, s1, k, w, m, V = self._grid
         fu, fh = np.atleast_1d(u).ravel(), np.atleast_1d(h).ravel()
         mean_g = m[:, None] * fu[None, :]
-        if not self.carry_bias:        # symmetric in the sign of b: mean 0, same 2nd moment
-            mean_g, bias_sq = 0.0 * mean_g, mean_g**2
-        else:
-            bias_sq = 0.0
         var_g = (s0[:, None] ** 2 + (s1[:, None] ** 2 + V[:, None]) * fu[None, :] ** 2
                  + k[:, None] ** 2 * fh[None, :] ** 2)
-        bias = w @ mean_g
-        second = w @ (var_g + mean_g**2 + bias_sq)
+        second = w @ (var_g + mean_g**2)       # the same for either sign of b
+        # symmetric in the sign of b unless it is carried: mean 0
+        bias = w @ mean_g if self.carry_bias else np.zeros(fu.size)
         var = np.maximum(second - bias**2, 0.0)
         shape = np.shape(u)
         return {"bias": bias.reshape(shape), "sd": np.sqrt(var).reshape(shape), "u": u}
@@ -247,8 +244,9 @@ class Discrepancy:
         """Central ``level`` interval of ``log(L_obs / L_pred)`` at ``(dN, dD, hull)``.
 
         Exact quantiles of the posterior predictive (a normal mixture over the grid,
-        :func:`mixture_quantile`).  With few folds the predictive is heavier-tailed than a normal, so at 90 % this
-        interval is usually narrower than ``bias ± 1.645 sd`` (and wider far in the tails).
+        :func:`mixture_quantile`).  With few folds the predictive is heavier-tailed than a
+        normal, so at 90 % this interval is usually narrower than ``bias ± 1.645 sd`` (and
+        wider far in the tails).
         """
         self._check_fitted()
         if not 0.0 < level < 1.0:

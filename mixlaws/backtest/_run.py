@@ -119,14 +119,11 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
                 t0 = time.perf_counter()
                 caught: list[str] = []
                 try:
-                    if (fold.name == "largest-size" and reuse_step and reusable
-                            and full is None):
+                    reuse = reuse_step and reusable and fold.name in ("mixtures", "largest-size")
+                    if reuse and full is None:
                         full, caught = fit_family(name, runs, est_settings)
                     per_run = getattr(full, "tie_beta", None) in ("run", "none")
-                    if reuse_step and reusable and (fold.name == "mixtures" or (
-                            fold.name == "largest-size" and per_run)):
-                        if full is None:
-                            full, caught = fit_family(name, runs, est_settings)
+                    if reuse and (fold.name == "mixtures" or per_run):
                         if (not noted and fold.name == "mixtures"
                                 and getattr(full, "tie_beta", None) == "all"):
                             noted = True

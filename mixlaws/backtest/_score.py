@@ -98,7 +98,7 @@ def score_fold(family: str, fold: Fold, estimator: Any) -> pd.DataFrame:
                                f"params={N:.6g}, tokens={D:.6g}")
         dN, dD = extrapolation_distance(train, np.full(len(g), N), np.full(len(g), D))
         own = g["run"].map(run_end).to_numpy(float)     # NaN: the run is not in the fit
-        dD = np.where(np.isnan(own), dD, np.log(D / np.where(np.isnan(own), 1.0, own)))
+        dD = np.where(np.isnan(own), dD, np.log(D / own))
         hull = [e.hull_distance for e in
                 mixture_extrapolation(fitted, g[mix_cols].to_numpy(float), train.sources)]
         rows.append(pd.DataFrame({

@@ -170,10 +170,15 @@ def step_structure(n_checkpoints: int, n_domains: int, n_beta: int | None) -> Ja
     ``B_d`` and its ``beta``."""
     d = np.tile(np.arange(n_domains), n_checkpoints)
     cols = [d, n_domains + d]
+    dom = np.arange(n_domains)
+    blocks = [dom, n_domains + dom]                 # (E_d, B_d) local; a run's beta global
     if n_beta is not None:
         cols.append(2 * n_domains + (d if n_beta > 1 else np.zeros_like(d)))
+        if n_beta > 1:
+            blocks.append(2 * n_domains + dom)      # beta_d local too: domains separate
     return JacobianStructure(np.stack(cols, 1),
-                             2 * n_domains + (0 if n_beta is None else n_beta))
+                             2 * n_domains + (0 if n_beta is None else n_beta),
+                             blocks=np.stack(blocks, 1))
 
 
 def _size_residual(theta: jnp.ndarray, data: Any) -> jnp.ndarray:

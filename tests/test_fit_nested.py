@@ -315,6 +315,43 @@ def test_block_solve_solves_any_arrowhead_system(n_blocks, m, q, seed):
     np.testing.assert_allclose(x, np.linalg.solve(M, rhs), rtol=1e-9, atol=1e-12)
 
 
+def _two_basins(theta, d):
+    """One parameter, minima near theta = -1 and +1; ``d`` tilts them apart."""
+    import jax.numpy as jnp
+
+    return jnp.stack([0.01 * (theta[0] ** 2 - 1.0), 0.002 * d * (theta[0] - 1.0)])
+
+
+def test_later_starts_run_only_on_undecided_groups(monkeypatch):
+    """Nine groups whose first two starts agree, one whose starts land in two basins: the
+    third and fourth starts run on that group alone (a padded batch of 8), and every group
+    ends where running all starts on all groups ends."""
+    import jax.numpy as jnp
+
+    import mixlaws.fit._engine as engine
+
+    G = 10
+    tilt = np.zeros(G)
+    tilt[-1] = 1.0
+    starts = np.full((4, G, 1), -1.5)
+    starts[1, -1], starts[2, -1], starts[3, -1] = 1.5, -1.2, 1.2
+    args = (_two_basins, jnp.asarray(tilt), np.ones((G, 2)), np.tile([[-3.0, 3.0]], (G, 1, 1)),
+            starts)
+    sizes = []
+    lm = engine._lm
+
+    def spy(residual, theta, *a):
+        sizes.append(theta.shape[0])
+        return lm(residual, theta, *a)
+
+    monkeypatch.setattr(engine, "_lm", spy)
+    early = solve_groups(*args, agree=2)
+    assert sizes == [G, G, 8, 8] and early.n_starts == 4
+    every = solve_groups(*args)
+    np.testing.assert_allclose(early.theta, every.theta, rtol=1e-9)
+    assert early.theta[-1, 0] > 0.9 and np.all(early.theta[:-1, 0] < -0.9)
+
+
 def test_jacobian_structure_rejects_blocks_that_share_a_residual():
     from mixlaws.fit import JacobianStructure
 

@@ -405,10 +405,12 @@ def solve_groups(
     structure : the Jacobian's sparsity, shared by the groups (default: dense). The iterates
         are those of the dense computation up to rounding; the normal equations cost
         ``n K^2`` instead of ``n P^2``.
-    agree : stop trying further starts once every group's best objective has been reached
+    agree : stop trying further starts on a group once its best objective has been reached
         by this many starts (each within :data:`AGREE_RTOL` of it, the others worse), i.e.
-        the landscape has shown one basin ``agree`` times; None (default) runs every start.
-        The starts are taken in the order given, so put the cheapest first.
+        its landscape has shown one basin ``agree`` times; None (default) runs every start.
+        Later starts run only on the groups still undecided (a batch padded to
+        :func:`_bucket`), so one domain with two basins does not cost every domain all
+        starts. The starts are taken in the order given, so put the cheapest first.
     """
     struct = None if structure is None else structure.arrays()
     lo = jnp.asarray(bounds[..., 0])
@@ -418,16 +420,30 @@ def solve_groups(
     iterations = 0
     hits = np.zeros(starts.shape[1], int)         # starts that reached each group's best
     tried = 0
+    G = starts.shape[1]
     for s in range(starts.shape[0]):
-        if agree is not None and s >= agree and np.all(hits >= agree):
-            break
+        todo = np.arange(G)
+        if agree is not None and s >= agree:
+            todo = np.flatnonzero(hits < agree)
+            if todo.size == 0:
+                break
         tried += 1
-        theta0 = jnp.clip(jnp.asarray(starts[s], dtype=jnp.float64), lo, hi)
-        theta, F, dec, it = _lm(residual, theta0, data, w, lo, hi, max_iter, float(delta),
-                                struct)
+        if todo.size == G:
+            theta0 = jnp.clip(jnp.asarray(starts[s], dtype=jnp.float64), lo, hi)
+            theta, F, dec, it = _lm(residual, theta0, data, w, lo, hi, max_iter, float(delta),
+                                    struct)
+            theta, F, dec = np.asarray(theta), np.asarray(F), np.asarray(dec)
+        else:                        # the undecided groups only, padded with copies
+            rows = np.concatenate([todo, np.full(_bucket(todo.size) - todo.size, todo[0])])
+            sub = jax.tree.map(lambda a: jnp.asarray(a)[rows], (data, w, lo, hi))
+            theta0 = jnp.clip(jnp.asarray(starts[s][rows], dtype=jnp.float64), sub[2], sub[3])
+            th_s, F_s, dec_s, it = _lm(residual, theta0, *sub, max_iter, float(delta), struct)
+            theta, F, dec = best[0].copy(), np.full(G, np.inf), np.full(G, np.inf)
+            n = todo.size
+            theta[todo], F[todo], dec[todo] = (np.asarray(a)[:n] for a in (th_s, F_s, dec_s))
         iterations += int(it)
-        F = np.where(np.isfinite(np.asarray(F)), np.asarray(F), np.inf)
-        cand = (np.asarray(theta), F, np.asarray(dec))
+        F = np.where(np.isfinite(F), F, np.inf)
+        cand = (theta, F, dec)
         if best is None:
             best = cand
             hits[:] = np.isfinite(F)

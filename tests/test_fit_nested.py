@@ -315,6 +315,20 @@ def test_block_solve_solves_any_arrowhead_system(n_blocks, m, q, seed):
     np.testing.assert_allclose(x, np.linalg.solve(M, rhs), rtol=1e-9, atol=1e-12)
 
 
+def _record_batches(monkeypatch, engine, name):
+    """Patch the engine's ``name`` (called as ``f(residual, theta, ...)``) to record the
+    number of groups of each call; returns the list it fills."""
+    sizes = []
+    real = getattr(engine, name)
+
+    def spy(residual, theta, *a):
+        sizes.append(theta.shape[0])
+        return real(residual, theta, *a)
+
+    monkeypatch.setattr(engine, name, spy)
+    return sizes
+
+
 def _two_basins(theta, d):
     """One parameter, minima near theta = -1 and +1; ``d`` tilts them apart."""
     import jax.numpy as jnp
@@ -337,14 +351,7 @@ def test_later_starts_run_only_on_undecided_groups(monkeypatch):
     starts[1, -1], starts[2, -1], starts[3, -1] = 1.5, -1.2, 1.2
     args = (_two_basins, jnp.asarray(tilt), np.ones((G, 2)), np.tile([[-3.0, 3.0]], (G, 1, 1)),
             starts)
-    sizes = []
-    lm = engine._lm
-
-    def spy(residual, theta, *a):
-        sizes.append(theta.shape[0])
-        return lm(residual, theta, *a)
-
-    monkeypatch.setattr(engine, "_lm", spy)
+    sizes = _record_batches(monkeypatch, engine, "_lm")
     early = solve_groups(*args, agree=2)
     assert sizes == [G, G, 8, 8] and early.n_starts == 4
     every = solve_groups(*args)
@@ -377,14 +384,7 @@ def test_finished_groups_leave_the_batch_without_changing_the_solution(monkeypat
                                          beta_start=0.45)
     starts[0, :6] = np.concatenate([np.full(nd, 0.01), np.full(nd, 40.0), [np.log(2.5)]])  # slow
     args = (_step_residual, data, np.ones((G, C * nd)), bounds, starts)
-    sizes = []
-    step = engine._lm_step
-
-    def spy(residual, theta, *a):
-        sizes.append(theta.shape[0])
-        return step(residual, theta, *a)
-
-    monkeypatch.setattr(engine, "_lm_step", spy)
+    sizes = _record_batches(monkeypatch, engine, "_lm_step")
     compact = solve_groups(*args, structure=step_structure(C, nd, 1))
     assert min(sizes) < G, "no group left the batch"
     monkeypatch.setattr(engine, "COMPACT_MIN", 10**9)

@@ -285,6 +285,41 @@ def test_blocked_solve_gives_the_dense_solution_per_tie(tie):
     np.testing.assert_allclose(blocked.theta, dense.theta, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("tie", ["run", "none", "all"])
+def test_block_normal_equations_equal_the_dense_ones(tie):
+    """The block-form system (never the dense matrix) has the dense system's gradient,
+    diagonal and damped solutions, with parameters held on bounds among them."""
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from mixlaws.fit._engine import _linear_system
+    from mixlaws.fit._stages import _step_residual, _step_residual_shared, step_structure
+
+    rng = np.random.default_rng(3)
+    C, nd = 6, 4
+    x, y = jnp.asarray(rng.normal(size=C)), jnp.asarray(rng.uniform(2, 4, (C, nd)))
+    theta = np.concatenate([rng.uniform(0.5, 1.5, nd), rng.uniform(0.1, 2, nd)])
+    if tie == "all":
+        fn, data, struct = _step_residual_shared, (x, y, -1.0), step_structure(C, nd, None)
+    else:
+        nb = nd if tie == "none" else 1
+        theta = np.concatenate([theta, rng.normal(-1, 0.3, nb)])
+        fn, data, struct = _step_residual, (x, y), step_structure(C, nd, nb)
+    assert struct.arrays()[2][2] is not None, "the step structure should have a block plan"
+    lo, hi = np.full(theta.size, -5.0), np.full(theta.size, 5.0)
+    lo[0], theta[0] = theta[0], theta[0]           # E_0 on its lower bound (held if g > 0)
+    hi[nd + 1], theta[nd + 1] = theta[nd + 1], theta[nd + 1]
+    args = (fn, jnp.asarray(theta), data, jnp.ones(C * nd), jnp.asarray(lo), jnp.asarray(hi),
+            1e-2)
+    gb, db, solve_b = _linear_system(*args, struct.arrays())
+    gd, dd, solve_d = _linear_system(*args, dataclasses.replace(struct, blocks=None).arrays())
+    np.testing.assert_allclose(gb, gd, rtol=1e-12, atol=1e-12 * float(np.abs(gd).max()))
+    np.testing.assert_allclose(db, dd, rtol=1e-12)
+    v = jnp.asarray(rng.uniform(0.0, 1.0, theta.size)) * jnp.asarray(dd)
+    np.testing.assert_allclose(solve_b(v), solve_d(v), rtol=1e-9, atol=1e-12)
+
+
 @settings(max_examples=40, deadline=None)
 @given(n_blocks=st.integers(1, 6), m=st.integers(1, 3), q=st.integers(0, 2),
        seed=st.integers(0, 2**31 - 1))

@@ -142,7 +142,14 @@ class JacobianStructure:
 
     def arrays(self) -> tuple:
         """``(seeds (K, P), index (n, K), blocks)`` with ``-1`` mapped to the scratch slot
-        ``P``; ``blocks`` is None or ``(local (n_blocks, m), global (q,))`` indices."""
+        ``P``; ``blocks`` is None or ``(local (n_blocks, m), global (q,), plan)`` indices.
+
+        ``plan`` (None when the colours do not allow it) forms the blocks of the normal
+        equations without the dense ``P x P`` matrix: each colour is *local* (its parameters
+        are all at one position ``s`` of their blocks) or *global*; ``plan = (rows (n_blocks,
+        R), local_colours (m,), global_colours (Kg,), onehot (n + 1, Kg, q))``: the residual
+        rows of each block (padded with the zero row ``n``), the colour at each block
+        position, and which global parameter each row's global colours hold."""
         idx = np.asarray(self.index)
         P = self.n_params
         seeds = np.zeros((idx.shape[1], P))
@@ -151,9 +158,47 @@ class JacobianStructure:
         blocks = None
         if self.blocks is not None:
             local = np.asarray(self.blocks, int)
-            blocks = (jnp.asarray(local), jnp.asarray(np.setdiff1d(np.arange(P), local.ravel())))
+            glob = np.setdiff1d(np.arange(P), local.ravel())
+            blocks = (jnp.asarray(local), jnp.asarray(glob), self._plan(local, glob))
         return jnp.asarray(seeds), jnp.asarray(np.where(idx < 0, P, idx)), blocks
 
+    def _plan(self, local: np.ndarray, glob: np.ndarray) -> tuple | None:
+        idx = np.asarray(self.index)
+        n, K = idx.shape
+        nb, m = local.shape
+        owner = np.full(self.n_params + 1, -1)
+        pos = np.full(self.n_params + 1, -1)
+        owner[local.ravel()] = np.repeat(np.arange(nb), m)
+        pos[local.ravel()] = np.tile(np.arange(m), nb)
+        rows_idx = np.where(idx < 0, self.n_params, idx)
+        slot_of = {}
+        global_cols = []
+        for k in range(K):
+            used = idx[:, k] >= 0
+            positions = np.unique(pos[rows_idx[used, k]])
+            if used.any() and (owner[rows_idx[used, k]] >= 0).all() and positions.size == 1:
+                slot_of.setdefault(int(positions[0]), []).append(k)
+            elif (owner[rows_idx[used, k]] < 0).all():
+                global_cols.append(k)
+            else:
+                return None
+        if sorted(slot_of) != list(range(m)) or any(len(v) != 1 for v in slot_of.values()):
+            return None
+        local_cols = [slot_of[s][0] for s in range(m)]
+        row_block = owner[rows_idx[:, local_cols]].max(1)            # -1: a row of no block
+        counts = np.bincount(row_block[row_block >= 0], minlength=nb)
+        rows = np.full((nb, max(int(counts.max()), 1)), n)
+        for b in range(nb):
+            r = np.flatnonzero(row_block == b)
+            rows[b, :r.size] = r
+        gpos = np.full(self.n_params + 1, -1)
+        gpos[glob] = np.arange(glob.size)
+        onehot = np.zeros((n + 1, len(global_cols), glob.size))
+        for a, k in enumerate(global_cols):
+            used = idx[:, k] >= 0
+            onehot[np.flatnonzero(used), a, gpos[idx[used, k]]] = 1.0
+        return (jnp.asarray(rows), jnp.asarray(local_cols), jnp.asarray(global_cols, int),
+                jnp.asarray(onehot))
 
     def check(self, residual: ResidualFn, theta: np.ndarray, data: Any) -> float:
         """Largest ``|J_dense - J_structured|`` at ``theta`` (one group); 0 up to rounding."""
@@ -190,25 +235,30 @@ def block_solve(M: jax.Array, rhs: jax.Array, blocks: Any = None) -> jax.Array:
     """
     if blocks is None:
         return jnp.linalg.solve(M, rhs)
-    local, glob = blocks
-    A = M[local[:, :, None], local[:, None, :]]                          # (k, m, m)
-    if glob.shape[0] == 0:
-        xl = _small_solve(A, rhs[local][..., None])[..., 0]
-        return jnp.zeros_like(rhs).at[local].set(xl)
-    Bm = M[local[:, :, None], glob[None, None, :]]                       # (k, m, q)
-    sol = _small_solve(A, jnp.concatenate([rhs[local][..., None], Bm], -1))
-    Ar, AB = sol[..., 0], sol[..., 1:]
-    S = M[glob[:, None], glob[None, :]] - jnp.einsum("kmi,kmj->ij", Bm, AB)
-    xg = jnp.linalg.solve(S, rhs[glob] - jnp.einsum("kmi,km->i", Bm, Ar))
-    xl = Ar - AB @ xg
+    local, glob = blocks[:2]
+    xl, xg = _schur(M[local[:, :, None], local[:, None, :]],
+                    M[local[:, :, None], glob[None, None, :]], M[glob[:, None], glob[None, :]],
+                    rhs[local], rhs[glob])
     return jnp.zeros_like(rhs).at[local].set(xl).at[glob].set(xg)
+
+
+def _schur(A: jax.Array, Bm: jax.Array, C: jax.Array, rl: jax.Array,
+           rg: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Solve the arrowhead system of blocks ``A (k, m, m)``, border ``Bm (k, m, q)``, corner
+    ``C (q, q)`` for right-hand sides ``rl (k, m)``, ``rg (q,)``: ``(x_local, x_global)``."""
+    if C.shape[0] == 0:
+        return _small_solve(A, rl[..., None])[..., 0], rg
+    sol = _small_solve(A, jnp.concatenate([rl[..., None], Bm], -1))
+    Ar, AB = sol[..., 0], sol[..., 1:]
+    S = C - jnp.einsum("kmi,kmj->ij", Bm, AB)
+    xg = jnp.linalg.solve(S, rg - jnp.einsum("kmi,km->i", Bm, Ar))
+    return Ar - AB @ xg, xg
+
 
 def _free_system(g: jax.Array, H: jax.Array, theta: jax.Array, lo: jax.Array,
                  hi: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Zero the gradient and decouple the Hessian rows of parameters held on a bound."""
-    span = 1e-9 * (1.0 + jnp.abs(hi - lo))
-    held = ((theta <= lo + span) & (g > 0)) | ((theta >= hi - span) & (g < 0))
-    free = ~held
+    free = ~_held(g, theta, lo, hi)
     gf = jnp.where(free, g, 0.0)
     Hf = jnp.where(free[:, None] & free[None, :], H, 0.0) + jnp.diag(jnp.where(free, 0.0, 1.0))
     return gf, Hf, free
@@ -244,15 +294,67 @@ def _normal_equations(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Arr
     return g, H[:P, :P] / delta**2
 
 
-def _linearise(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Array, lo: jax.Array,
-               hi: jax.Array, delta: float,
-               structure: Any = None) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """IRLS gradient and Hessian over the free parameters, and the Newton decrement."""
+def _held(g: jax.Array, theta: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
+    """Parameters on a bound whose gradient pushes them out of the box."""
+    span = 1e-9 * (1.0 + jnp.abs(hi - lo))
+    return ((theta <= lo + span) & (g > 0)) | ((theta >= hi - span) & (g < 0))
+
+
+def _block_system(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Array, lo: jax.Array,
+                  hi: jax.Array, delta: float, structure: Any):
+    """:func:`_linear_system` in block form (``structure`` has a plan): the normal equations'
+    blocks, border and corner summed over each block's rows, never the dense matrix."""
+    seeds, _, (local, glob, (rows, lcols, gcols, onehot)) = structure
+    P, q, m = theta.size, glob.shape[0], local.shape[1]
+    r = residual(theta, d)
+    z = r / delta
+    psi = jnp.append(w * jnp.clip(z, -1.0, 1.0), 0.0) / delta
+    omega = jnp.append(w * jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.abs(z), 1e-300)), 0.0) / delta**2
+    Jc = jax.vmap(lambda s: jax.jvp(lambda t: residual(t, d), (theta,), (s,))[1])(seeds).T
+    Jc = jnp.concatenate([Jc, jnp.zeros((1, Jc.shape[1]))])            # row n: zero (padding)
+    Lb, Ob = Jc[:, lcols][rows], omega[rows]                              # (k, R, m), (k, R)
+    A = jnp.einsum("brs,br,brt->bst", Lb, Ob, Lb)
+    gl = jnp.einsum("brs,br->bs", Lb, psi[rows])
+    Jg = jnp.einsum("ik,ikj->ij", Jc[:, gcols], onehot)                   # (n + 1, q)
+    Bm = jnp.einsum("brs,br,brj->bsj", Lb, Ob, Jg[rows])
+    C = jnp.einsum("ij,i,ik->jk", Jg, omega, Jg)
+    gg = Jg.T @ psi
+    held = _held(jnp.zeros(P).at[local].set(gl).at[glob].set(gg), theta, lo, hi)
+    hl, hg = held[local], held[glob]
+    eye_m, eye_q = jnp.eye(m), jnp.eye(q)
+    A = jnp.where(hl[:, :, None] | hl[:, None, :], 0.0, A) + hl[:, :, None] * eye_m
+    Bm = jnp.where(hl[:, :, None] | hg[None, None, :], 0.0, Bm)
+    C = jnp.where(hg[:, None] | hg[None, :], 0.0, C) + jnp.diag(hg.astype(C.dtype))
+    gl, gg = jnp.where(hl, 0.0, gl), jnp.where(hg, 0.0, gg)
+    gf = jnp.zeros(P).at[local].set(gl).at[glob].set(gg)
+    diag = jnp.zeros(P).at[local].set(jnp.diagonal(A, axis1=1, axis2=2)).at[glob].set(
+        jnp.diagonal(C))
+
+    def solve(v: jax.Array) -> jax.Array:
+        xl, xg = _schur(A + v[local][:, :, None] * eye_m, Bm, C + jnp.diag(v[glob]), gl, gg)
+        return jnp.zeros(P).at[local].set(xl).at[glob].set(xg)
+
+    return gf, diag, solve
+
+
+def _linear_system(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Array, lo: jax.Array,
+                   hi: jax.Array, delta: float, structure: Any = None):
+    """IRLS gradient ``gf`` over the free parameters, the diagonal of their Hessian ``Hf``
+    (1 for a held parameter) and ``solve(v)``, the solution of ``(Hf + diag(v)) x = gf``."""
+    if structure is not None and structure[2] is not None and structure[2][2] is not None:
+        return _block_system(residual, theta, d, w, lo, hi, delta, structure)
     g, H = _normal_equations(residual, theta, d, w, delta, structure)
     gf, Hf, _ = _free_system(g, H, theta, lo, hi)
     blocks = None if structure is None else structure[2]
-    newton = block_solve(Hf + 1e-12 * jnp.trace(Hf) * jnp.eye(theta.size), gf, blocks)
-    return gf, Hf, jnp.dot(gf, newton)
+    return gf, jnp.diag(Hf), lambda v: block_solve(Hf + jnp.diag(v), gf, blocks)
+
+
+def _linearise(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Array, lo: jax.Array,
+               hi: jax.Array, delta: float, structure: Any = None):
+    """:func:`_linear_system` and the Newton decrement ``gf^T Hf^-1 gf``."""
+    gf, diag, solve = _linear_system(residual, theta, d, w, lo, hi, delta, structure)
+    newton = solve(jnp.full(theta.size, 1e-12 * jnp.sum(diag)))
+    return gf, diag, solve, jnp.dot(gf, newton)
 
 
 @partial(jax.jit, static_argnums=(0,))
@@ -260,9 +362,8 @@ def _lm_step(residual: ResidualFn, theta: jax.Array, F: jax.Array, lam: jax.Arra
              weights: jax.Array, lo: jax.Array, hi: jax.Array, delta: float, structure: Any):
     """One damped, projected Levenberg-Marquardt step for every group."""
     def one(theta, F, lam, d, w, lo_g, hi_g):
-        gf, Hf, dec = _linearise(residual, theta, d, w, lo_g, hi_g, delta, structure)
-        damp = lam * (jnp.diag(Hf) + 1e-12 * jnp.trace(Hf) / theta.size)
-        step = -block_solve(Hf + jnp.diag(damp), gf, None if structure is None else structure[2])
+        gf, diag, solve, dec = _linearise(residual, theta, d, w, lo_g, hi_g, delta, structure)
+        step = -solve(lam * (diag + 1e-12 * jnp.sum(diag) / theta.size))
         step = jnp.where(jnp.isfinite(step), step, 0.0)
         cand = jnp.clip(theta + step, lo_g, hi_g)
         Fc = _objective(residual, cand, d, w, delta)
@@ -281,9 +382,8 @@ def _lm_state(residual: ResidualFn, theta: jax.Array, data: Any, weights: jax.Ar
               structure: Any) -> tuple[jax.Array, jax.Array]:
     """Objective and Newton decrement of every group."""
     F = jax.vmap(lambda t, d, w: _objective(residual, t, d, w, delta))(theta, data, weights)
-    _, _, dec = jax.vmap(lambda t, d, w, l, h: _linearise(residual, t, d, w, l, h, delta,
-                                                          structure))(
-        theta, data, weights, lo, hi)
+    dec = jax.vmap(lambda t, d, w, l, h: _linearise(residual, t, d, w, l, h, delta,
+                                                    structure)[3])(theta, data, weights, lo, hi)
     return F, dec
 
 

@@ -305,7 +305,7 @@ def _block_system(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Array, 
     """:func:`_linear_system` in block form (``structure`` has a plan): the normal equations'
     blocks, border and corner summed over each block's rows, never the dense matrix."""
     seeds, _, (local, glob, (rows, lcols, gcols, onehot)) = structure
-    P, q, m = theta.size, glob.shape[0], local.shape[1]
+    P, m = theta.size, local.shape[1]
     r = residual(theta, d)
     z = r / delta
     psi = jnp.append(w * jnp.clip(z, -1.0, 1.0), 0.0) / delta
@@ -321,7 +321,7 @@ def _block_system(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Array, 
     gg = Jg.T @ psi
     held = _held(jnp.zeros(P).at[local].set(gl).at[glob].set(gg), theta, lo, hi)
     hl, hg = held[local], held[glob]
-    eye_m, eye_q = jnp.eye(m), jnp.eye(q)
+    eye_m = jnp.eye(m)
     A = jnp.where(hl[:, :, None] | hl[:, None, :], 0.0, A) + hl[:, :, None] * eye_m
     Bm = jnp.where(hl[:, :, None] | hg[None, None, :], 0.0, Bm)
     C = jnp.where(hg[:, None] | hg[None, :], 0.0, C) + jnp.diag(hg.astype(C.dtype))
@@ -382,8 +382,8 @@ def _lm_state(residual: ResidualFn, theta: jax.Array, data: Any, weights: jax.Ar
               structure: Any) -> tuple[jax.Array, jax.Array]:
     """Objective and Newton decrement of every group."""
     F = jax.vmap(lambda t, d, w: _objective(residual, t, d, w, delta))(theta, data, weights)
-    dec = jax.vmap(lambda t, d, w, l, h: _linearise(residual, t, d, w, l, h, delta,
-                                                    structure)[3])(theta, data, weights, lo, hi)
+    dec = jax.vmap(lambda t, d, w, lo_g, hi_g: _linearise(
+        residual, t, d, w, lo_g, hi_g, delta, structure)[3])(theta, data, weights, lo, hi)
     return F, dec
 
 

@@ -285,14 +285,17 @@ def test_blocked_solve_gives_the_dense_solution_per_tie(tie):
     np.testing.assert_allclose(blocked.theta, dense.theta, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("plan", [True, False])
 @pytest.mark.parametrize("tie", ["run", "none", "all"])
-def test_block_normal_equations_equal_the_dense_ones(tie):
+def test_block_normal_equations_equal_the_dense_ones(tie, plan, monkeypatch):
     """The block-form system (never the dense matrix) has the dense system's gradient,
-    diagonal and damped solutions, with parameters held on bounds among them."""
+    diagonal and damped solutions, with parameters held on bounds among them; so has the
+    Schur solve of the dense matrix, used when the colours allow no block plan."""
     import dataclasses
 
     import jax.numpy as jnp
 
+    from mixlaws.fit import JacobianStructure
     from mixlaws.fit._engine import _linear_system
     from mixlaws.fit._stages import _step_residual, _step_residual_shared, step_structure
 
@@ -307,6 +310,8 @@ def test_block_normal_equations_equal_the_dense_ones(tie):
         theta = np.concatenate([theta, rng.normal(-1, 0.3, nb)])
         fn, data, struct = _step_residual, (x, y), step_structure(C, nd, nb)
     assert struct.arrays()[2][2] is not None, "the step structure should have a block plan"
+    if not plan:
+        monkeypatch.setattr(JacobianStructure, "_plan", lambda self, local, glob: None)
     lo, hi = np.full(theta.size, -5.0), np.full(theta.size, 5.0)
     lo[0], theta[0] = theta[0], theta[0]           # E_0 on its lower bound (held if g > 0)
     hi[nd + 1], theta[nd + 1] = theta[nd + 1], theta[nd + 1]
@@ -392,6 +397,18 @@ def test_later_starts_run_only_on_undecided_groups(monkeypatch):
     every = solve_groups(*args)
     np.testing.assert_allclose(early.theta, every.theta, rtol=1e-9)
     assert early.theta[-1, 0] > 0.9 and np.all(early.theta[:-1, 0] < -0.9)
+
+
+def test_a_colour_of_local_and_global_parameters_has_no_block_plan():
+    from mixlaws.fit import JacobianStructure
+
+    mixed = JacobianStructure(np.array([[0, 2], [3, 1]]), 4, blocks=np.array([[0], [1]]))
+    assert mixed.arrays()[2][2] is None                  # the dense Schur solve is used
+    clean = JacobianStructure(np.array([[0, 2], [1, 2]]), 3, blocks=np.array([[0], [1]]))
+    rows, local_colours, global_colours, onehot = clean.arrays()[2][2]
+    np.testing.assert_array_equal(rows, [[0], [1]])
+    assert list(local_colours) == [0] and list(global_colours) == [1]
+    np.testing.assert_array_equal(onehot[:2, 0, 0], [1.0, 1.0])
 
 
 def test_jacobian_structure_rejects_blocks_that_share_a_residual():

@@ -5,7 +5,9 @@ can replay — (a) ``largest-size``: fit 70M-305M, predict every 410M run at its
 (b) ``long-runs``: the runs reaching 90-100k steps cut at 30k, everything else whole,
 predict their ends — the averaged model is fitted on the fold's training table only (its
 own backtests, stacking weights and discrepancy models come from that table: it never sees
-the held-out losses) and scored on the held-out runs, beside each member family.
+the held-out losses) and scored on the held-out runs, beside each member family. The row
+``auto-own`` is a candidate interval, not the package's: the same averaged prediction with a
+discrepancy fitted to its own backtest errors (``backtest_calibration.own_discrepancy``).
 
 Run:  python benchmarks/auto_real.py [--tables redpajama,5mix] [--families nested,joint]
           [--inner-folds largest-size,truncate,both,mixtures] [--mixture-folds 3]
@@ -23,9 +25,11 @@ import warnings
 
 import numpy as np
 
-from mixlaws.backtest import (AUTO_FAMILIES, DEFAULT_FOLDS, AveragedMixingLaw, largest_size_fold,
-                              long_runs_fold)
+from mixlaws.backtest import (AUTO_FAMILIES, DEFAULT_FOLDS, AveragedMixingLaw,
+                              extrapolation_distance, largest_size_fold, long_runs_fold)
+from mixlaws.fit import mixture_extrapolation
 from _data import DATA  # benchmarks/ is on sys.path
+from backtest_calibration import own_discrepancy
 from backtest_real import TABLES, load
 
 
@@ -34,6 +38,9 @@ def score(law: AveragedMixingLaw, fold) -> list[dict]:
     cols = [f"mix:{s}" for s in law.sources_]
     loss_cols = [f"loss:{d}" for d in law.domains_]
     w = np.asarray(law.weights_)
+    fams = list(law.members_)
+    own = own_discrepancy(law.backtest_, fams, np.array([law.law_weights_[f] for f in fams]))
+    fitted = fold.train.data.groupby("run", sort=False)[fold.train.mix_columns].first()
     rows = []
     for (N, D), g in t.groupby(["params", "tokens"]):
         at = law.target(N, D)
@@ -42,8 +49,13 @@ def score(law: AveragedMixingLaw, fold) -> list[dict]:
         pred = at.predict(r)
         lo, hi = at.interval(r, 0.9)
         per = at.per_law(r)
+        dN, dD = extrapolation_distance(fold.train, N, D)
+        hull = [e.hull_distance for e in mixture_extrapolation(fitted.to_numpy(float), r,
+                                                               law.sources_)]
+        olo, ohi = own.interval(pred, dN[0], dD[0], 0.9, np.asarray(hull))
         for i in range(len(g)):
             rows.append({"obs": obs[i], "auto": pred[i], "lo": lo[i], "hi": hi[i],
+                         "auto-own": pred[i], "own_lo": olo[i], "own_hi": ohi[i],
                          **{f: v[i] for f, v in per.items()}})
     return rows
 
@@ -83,15 +95,16 @@ def main() -> int:
             rows = score(law, fold)
             dt = time.perf_counter() - t0
             obs = np.array([r["obs"] for r in rows])
-            for lab in ("auto",) + tuple(law.members_):
+            for lab in ("auto", "auto-own") + tuple(law.members_):
                 pred = np.array([r[lab] for r in rows])
                 e = pred / obs - 1
                 cover = width = ""
-                if lab == "auto":
-                    lo, hi = np.array([r["lo"] for r in rows]), np.array([r["hi"] for r in rows])
+                if lab.startswith("auto"):
+                    k = ("lo", "hi") if lab == "auto" else ("own_lo", "own_hi")
+                    lo, hi = (np.array([r[x] for r in rows]) for x in k)
                     cover = f"{int(((lo <= obs) & (obs <= hi)).sum())}/{len(obs)}"
                     width = f"{100 * np.median((hi - lo) / pred):.2f}"
-                wt = "" if lab == "auto" else f"{law.law_weights_[lab]:.3f}"
+                wt = "" if lab.startswith("auto") else f"{law.law_weights_[lab]:.3f}"
                 print(f"{name:<10} {fold.name:<13} {len(obs):>3} {lab:<12} {wt:>7} "
                       f"{100 * np.abs(e).mean():>10.2f} {100 * np.abs(e).max():>9.2f} "
                       f"{100 * e.mean():>+7.2f} {cover:>8} {width:>7}")

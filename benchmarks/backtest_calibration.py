@@ -31,8 +31,9 @@ import warnings
 
 import numpy as np
 
-from mixlaws.backtest import (DEFAULT_FOLDS, STACKING_CONCENTRATION, BacktestResult, backtest,
-                              extrapolation_distance, family_weights, mixture_quantile)
+from mixlaws.backtest import (DEFAULT_FOLDS, STACKING_CONCENTRATION, BacktestResult,
+                              Discrepancy, backtest, extrapolation_distance, family_weights,
+                              mixture_quantile)
 from mixlaws.fit import make_estimator, mixture_extrapolation
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import anneal_sweep, random_truth, sample_mixtures, simulate_sweep
@@ -124,6 +125,38 @@ def evaluate_auto(record: dict, families: list[str], level: float = 0.9,
             "half_width": float(np.mean(hi - lo)) / 2}
 
 
+def own_discrepancy(res: BacktestResult, families: list[str], ww: np.ndarray,
+                    priors: dict | None = None) -> Discrepancy:
+    """A :class:`Discrepancy` fitted to the backtest errors of the weighted prediction
+    ``sum_k w_k L_k`` of ``families`` (weights ``ww``), each fold part one unit."""
+    p = res.predictions
+    wide = p.pivot_table(index=["fold", "part", "run"], columns="family",
+                         values="log_ratio").dropna()
+    meta = p[p["family"] == families[0]].set_index(["fold", "part", "run"]).loc[wide.index]
+    e_bt = -np.log(np.exp(-wide[families].to_numpy()) @ ww)     # log(obs / averaged pred)
+    idx = meta.index.to_frame(index=False)
+    units = (idx["fold"] + ":" + idx["part"].astype(str)).to_numpy()
+    return Discrepancy(**(priors or {})).fit(e_bt, meta["dN"], meta["dD"], units, meta["hull"])
+
+
+def evaluate_auto_own(record: dict, families: list[str], level: float = 0.9,
+                      priors: dict | None = None,
+                      concentration: float = STACKING_CONCENTRATION) -> dict:
+    """A candidate for ``--law auto``'s interval (diagnostic, not what the package does): the
+    stacking-weighted prediction ``sum_k w_k L_k`` with a :class:`Discrepancy` fitted to *its
+    own* backtest errors, instead of the mixture of the families' discrepancy-widened
+    predictives (whose members' errors partly cancel in the average)."""
+    res = _result(record, priors)
+    w, _ = family_weights(res, families, concentration=concentration)
+    ww = np.array([w[f] for f in families])
+    disc = own_discrepancy(res, families, ww, priors)
+    hull = np.asarray(record.get("hull", 0.0), float)
+    e = -np.log(np.exp(-np.stack([np.asarray(record["log_ratio"][f]) for f in families], 1))
+                @ ww)
+    lo, hi = disc.quantiles(record["dN"], record["dD"], level, hull)
+    return {"covered": (lo <= e) & (e <= hi), "half_width": float(np.mean(hi - lo)) / 2}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sweeps", type=int, default=30)
@@ -192,6 +225,13 @@ def main() -> int:
               f"{100 * np.mean(np.abs(rel)):.2f} %, max|err| {100 * np.max(np.abs(rel)):.2f} %, "
               f"med half90 {100 * np.median([x['half_width'] for x in r]):.2f} %, mean weights "
               + ", ".join(f"{f} {v:.2f}" for f, v in zip(families, wts)))
+        r = [evaluate_auto_own(x, families, priors=priors, concentration=args.concentration)
+             for x in records]
+        cov = np.concatenate([x["covered"] for x in r])
+        print(f"diagnostic, a candidate auto interval (the averaged prediction with a "
+              f"discrepancy fitted to its own backtest errors): cover90 {cov.mean():.3f}, "
+              f"sweeps all in {np.mean([x['covered'].all() for x in r]):.2f}, med half90 "
+              f"{100 * np.median([x['half_width'] for x in r]):.2f} %")
     print("cover90: share of the held-out target runs inside the 90 % discrepancy interval; "
           "sweeps all in: share of sweeps whose 5 targets are all inside (errors within a sweep "
           "are correlated); naive90: interval with zero discrepancy (within-fold run scatter "

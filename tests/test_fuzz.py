@@ -27,12 +27,13 @@ def tables(draw, max_mixtures: int = 6, *, fittable: bool = False,
            corruptions: tuple[str, ...] = CORRUPTIONS) -> pd.DataFrame:
     """A runs table from a mixing/scaling law, possibly corrupted.
 
-    ``fittable`` draws enough mixtures (``M + 2``..8), sizes (2-3) and checkpoints (3-4)
-    for every stage, so that the magnitudes and corruptions reach the fits.
+    ``fittable`` draws enough mixtures (``M + 2``..8), sizes (1, or 3: two sizes do not
+    identify a size exponent) and checkpoints (3-4) for every stage, so that the magnitudes
+    and corruptions reach the fits.
     """
     M = draw(st.integers(2, 3))
     n_mix = draw(st.integers(M + 2, 8) if fittable else st.integers(1, max_mixtures))
-    n_sizes = draw(st.integers(2 if fittable else 1, 3))
+    n_sizes = draw(st.sampled_from([1, 3]) if fittable else st.integers(1, 3))
     n_ckpt = draw(st.integers(3 if fittable else 1, 4))
     p_scale = 10.0 ** draw(st.integers(-3, 15))          # huge/small magnitudes
     t_scale = 10.0 ** draw(st.integers(-3, 15))

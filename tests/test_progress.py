@@ -17,6 +17,10 @@ class _Tty(io.StringIO):
 
 @pytest.fixture(autouse=True)
 def _restore():
+    # before, too: a CLI test run earlier in this worker (main(["--quiet", ...])) leaves
+    # progress disabled, which made the first test here fail under xdist now and then
+    pg.set_enabled(True)
+    pg.logger.setLevel(logging.NOTSET)
     yield
     pg.set_enabled(True)
     pg.logger.setLevel(logging.NOTSET)

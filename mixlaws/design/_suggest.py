@@ -10,9 +10,9 @@ chosen law families (:mod:`mixlaws.design._ensemble`).
 A table from which the target cannot be predicted yet (one run, one size, fewer mixtures than
 the mixing law has parameters) gets a design rule instead of an error: space-filling mixtures at
 the smallest size until the mixing law over ``M`` sources is identified (``M + 2`` mixtures),
-then, when a joint family is asked for (it needs runs at ≥ 3 model sizes), one trained mixture
-at each trainable size the table lacks, then a second size for the mixtures that have one, so
-that their (nested) size laws are identified.
+then one trained mixture at each trainable size the table lacks until it has 3 (a size
+exponent is identified only by runs at ≥ 3 sizes: :func:`mixlaws.fit.fit_size_stage`), then
+a second size for the mixtures that have one, so that their (nested) size laws follow it.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _rows(sources, picks: list[tuple[ProposedRun, float, str, str, str]]) -> pd.
 
 
 def _cold_start(summary, sizes, ratio, budget, batch, C, tokens, rng, params,
-                n_sizes: int = 2) -> tuple[list, list[str]]:
+                n_sizes: int = 3) -> tuple[list, list[str]]:
     """Design rule when the target cannot be predicted: space-filling, then second sizes."""
     M = len(summary.sources)
     need = M + 2
@@ -188,8 +188,8 @@ def _cold_start(summary, sizes, ratio, budget, batch, C, tokens, rng, params,
         for n, i in zip(missing[:max(0, n_sizes - len(set(have_sizes)))], order):
             r, label, have, kind = mixes[i]
             if add(ProposedRun(r, n, tok(n)),
-                   f"mixture {label} at {size_label(n)}: the joint laws need runs at ≥ {n_sizes} "
-                   f"model sizes, the table has {len(set(have_sizes))}", kind, label):
+                   f"mixture {label} at {size_label(n)}: the size exponent needs runs at "
+                   f"≥ {n_sizes} model sizes, the table has {len(set(have_sizes))}", kind, label):
                 have.append(n)
         for i in order:
             r, label, have, kind = mixes[i]
@@ -287,9 +287,7 @@ def suggest_runs(runs: RunsTable, params: float, tokens: float, budget: float, *
                 "the target cannot be predicted from this table yet, and proposals from a pool "
                 "are ranked by the law: train the design rule's runs first (suggest without a "
                 f"pool); {'; '.join(ens_notes)}")
-        joint = any(family(n).estimator is not NestedMixingLaw for n in laws)
-        picks, cold = _cold_start(summary, sizes_, ratio, budget, batch, C, tokens, rng, params,
-                                  n_sizes=3 if joint else 2)
+        picks, cold = _cold_start(summary, sizes_, ratio, budget, batch, C, tokens, rng, params)
         return Suggestion(sources, _rows(sources, picks), None, None, None, None, (), float(budget),
                           target, tuple(laws), None, "design rule", tuple(notes + cold))
     return _plan(ens, summary, sizes_, ratio, budget, batch, C, target, laws, n_draws, n_new,

@@ -321,6 +321,14 @@ def fit_size_stage(
     domain_index : ``(G,)`` domain of each group (for ``tie="domain"``).
     tie : ``"all"`` one ``alpha`` for every group (profiled), ``"domain"`` one
         per domain (profiled per domain), ``"none"`` one per group (needs ≥ 3 sizes).
+
+    An exponent is identified only by groups with ≥ 3 sizes: through two points every
+    ``alpha`` fits ``E + A N^-alpha`` exactly (``E, A`` solve the two equations), so a shared
+    ``alpha`` needs at least one such group among those sharing it (the others, at 2 sizes,
+    then follow it). Without one the profile is flat wherever ``E`` stays in its box, the
+    fitted ``alpha`` is whatever rounding picks there (two step fits of Ye et al.'s runs at
+    18.9M and 85.1M params, equal to 8e-6, gave 0.18 and 0.37, and 305M predictions 1.4 %
+    apart), and this raises :class:`~mixlaws.errors.InsufficientDataError`.
     """
     G, S = losses.shape
     needed = 3 if tie == "none" else 2
@@ -329,6 +337,16 @@ def fit_size_stage(
         raise InsufficientDataError(
             f"size stage: each mixture needs runs at ≥ {needed} model sizes "
             f"(tie_alpha={tie!r}); found {found}", needed=needed, found=found)
+    n_pts = mask.sum(1)
+    sharing = [np.arange(G)] if tie == "all" else (
+        [np.flatnonzero(domain_index == d) for d in range(n_domains)] if tie == "domain" else [])
+    for idx in sharing:
+        if idx.size and n_pts[idx].max() < 3:
+            raise InsufficientDataError(
+                f"size stage: the size exponent (tie_alpha={tie!r}) is not identified by runs at "
+                f"2 model sizes -- every exponent fits each (mixture, domain) exactly, so the "
+                f"extrapolation in model size would be arbitrary; train some mixture at a third "
+                f"size", needed=3, found=int(n_pts[idx].max()))
     logN = np.log(np.where(mask > 0, sizes, 1.0))
     logNref = float((logN * mask).sum() / mask.sum())
     x = np.where(mask > 0, logN - logNref, 0.0)

@@ -482,7 +482,7 @@ class NestedMixingLaw(Estimator):
                 raise ScaleError(
                     f"the runs have a single model size ({sizes[0]:.6g} params): the size law "
                     f"cannot be fitted, so predictions are only possible at params={sizes[0]:.6g}, "
-                    f"not {params:.6g}; train the sweep at ≥ 2 sizes to extrapolate", params=params)
+                    f"not {params:.6g}; train the sweep at ≥ 3 sizes to extrapolate", params=params)
             used = [m for m in mix_ids if n_sizes(m) >= 1]
             if len(used) < len(mix_ids):
                 notes.append(f"{len(mix_ids) - len(used)} mixture(s) lack a loss in some domain "

@@ -61,9 +61,10 @@ def test_largest_size_fold_drops_every_row_of_the_largest_size(runs):
     assert all(ends[r] == t for r, t in zip(fold.targets["run"], fold.targets["tokens"]))
 
 
-def test_largest_size_fold_needs_three_sizes():
-    fold = largest_size_fold(validate_runs(_sweep(sizes=(2e7, 5e7))))
-    assert fold.train is None and "3 model sizes" in fold.skipped
+def test_largest_size_fold_needs_four_sizes():
+    # its fit keeps the other sizes, and a size exponent needs 3 of them
+    fold = largest_size_fold(validate_runs(_sweep(sizes=(2e7, 5e7, 1e8))))
+    assert fold.train is None and "4 model sizes" in fold.skipped
 
 
 @pytest.mark.parametrize("f", [0.6, 0.8])
@@ -84,7 +85,7 @@ def test_truncate_cuts_late_starting_runs_at_their_third_checkpoint():
     # Ye et al.'s layout: every run's first checkpoint is at 1/3 of its end, none below 0.3 x
     late = [1 / 3, 0.4, 0.45, 0.55, 0.7, 0.85, 1.0]
     truth = random_truth(SOURCES, DOMAINS, seed=0)
-    runs = validate_runs(simulate_sweep(truth, n_mixtures=9, sizes=[2e7, 5e7, 1e8],
+    runs = validate_runs(simulate_sweep(truth, n_mixtures=9, sizes=[2e7, 5e7, 1e8, 2e8],
                                         tokens_per_param=20.0, checkpoints=late, seed=0))
     fold = truncate_fold(runs, 0.3)
     assert fold.skipped is None and MAX_TRUNCATE == 0.5
@@ -238,7 +239,7 @@ def test_forgetting_runs_warm_starts_the_mixing_stage_and_falls_back_quietly(run
 
 
 def test_a_failing_family_gets_a_row_with_the_reason():
-    df = _sweep(sizes=(2e7, 5e7, 1e8))
+    df = _sweep(sizes=(2e7, 5e7, 1e8, 2e8))
     df = df[df["tokens"] == df.groupby("run")["tokens"].transform("max")]  # one checkpoint a run
     res = backtest(validate_runs(df), ["joint"], ["largest-size"])
     row = res.table.iloc[0]
@@ -372,7 +373,7 @@ def test_cli_one_size_table_with_largest_size_only_is_exit_2(tmp_path, capsys):
     _sweep(sizes=(2e7,)).to_csv(path, index=False)
     assert main(["backtest", str(path), "--law", "nested", "--folds", "largest-size"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "no backtest fold" in err and "3 model sizes" in err
+    assert len(err.splitlines()) == 1 and "no backtest fold" in err and "4 model sizes" in err
 
 
 def test_cli_writes_table_and_json(tmp_path, capsys):

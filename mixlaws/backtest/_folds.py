@@ -52,6 +52,11 @@ FOLDS = ("largest-size", "truncate", "long-runs", "both", "mixtures")
 """Names of the fold kinds, in the order the tables list them."""
 
 DEFAULT_FOLDS = ("largest-size", "truncate", "long-runs", "both", "mixtures")
+
+MIN_FOLD_SIZES = 4
+"""Model sizes a table needs for the ``largest-size`` and ``both`` folds: the fit keeps the
+others, and a size exponent is identified only by ≥ 3 sizes (:func:`mixlaws.fit.fit_size_stage`;
+the joint law needs 3 too)."""
 """The folds :func:`mixlaws.backtest.backtest` runs by default (a fold the table cannot
 build, such as ``long-runs`` when the runs of each size end together, is skipped with its
 reason)."""
@@ -142,9 +147,9 @@ def _truncated_fold(name: str, runs: RunsTable, data: pd.DataFrame, cutoff: pd.S
 def largest_size_fold(runs: RunsTable) -> Fold:
     """Fit every size but the largest; predict the largest size's runs at their last checkpoint."""
     sizes = runs.sizes()
-    if sizes.size < 3:
-        return _skip("largest-size", f"needs runs at ≥ 3 model sizes (2 to fit a size law); "
-                                     f"the table has {sizes.size}")
+    if sizes.size < MIN_FOLD_SIZES:
+        return _skip("largest-size", f"needs runs at ≥ {MIN_FOLD_SIZES} model sizes (3 to fit a "
+                                     f"size law); the table has {sizes.size}")
     df = runs.data
     big = (df["params"] == sizes[-1]).to_numpy()
     held = tuple(pd.unique(df.loc[big, "run"]))
@@ -207,8 +212,9 @@ def both_fold(runs: RunsTable, fraction: float = 0.3, *, warmup: float = WARMUP,
     """Hold out the largest size and truncate the rest at ``fraction``; predict the largest size."""
     _check_fraction(fraction)
     sizes = runs.sizes()
-    if sizes.size < 3:
-        return _skip("both", f"needs runs at ≥ 3 model sizes; the table has {sizes.size}")
+    if sizes.size < MIN_FOLD_SIZES:
+        return _skip("both", f"needs runs at ≥ {MIN_FOLD_SIZES} model sizes (3 to fit a size "
+                             f"law); the table has {sizes.size}")
     df = runs.data
     big = df["params"] == sizes[-1]
     rest = df[~big]

@@ -52,14 +52,14 @@ FOLDS = ("largest-size", "truncate", "long-runs", "both", "mixtures")
 """Names of the fold kinds, in the order the tables list them."""
 
 DEFAULT_FOLDS = ("largest-size", "truncate", "long-runs", "both", "mixtures")
+"""The folds :func:`mixlaws.backtest.backtest` runs by default (a fold the table cannot
+build, such as ``long-runs`` when the runs of each size end together, is skipped with its
+reason)."""
 
 MIN_FOLD_SIZES = 4
 """Model sizes a table needs for the ``largest-size`` and ``both`` folds: the fit keeps the
 others, and a size exponent is identified only by ≥ 3 sizes (:func:`mixlaws.fit.fit_size_stage`;
 the joint law needs 3 too)."""
-"""The folds :func:`mixlaws.backtest.backtest` runs by default (a fold the table cannot
-build, such as ``long-runs`` when the runs of each size end together, is skipped with its
-reason)."""
 
 MAX_TRUNCATE = 0.5
 """Largest fraction of a run's length that the ``truncate`` and ``both`` folds keep when

@@ -132,8 +132,7 @@ class JacobianStructure:
             if blk.ndim != 2 or np.unique(blk).size != blk.size or blk.min() < 0 \
                     or blk.max() >= self.n_params:
                 raise ValueError("blocks must be (n_blocks, m) distinct parameter indices")
-            owner = np.full(self.n_params + 1, -1)           # block of each parameter; -1 global
-            owner[blk.ravel()] = np.repeat(np.arange(blk.shape[0]), blk.shape[1])
+            owner, _ = self._owners(blk)
             rows = np.where(idx < 0, self.n_params, idx)
             own = np.where(owner[rows] >= 0, owner[rows], -1)
             hi, lo = own.max(1), np.where(own >= 0, own, np.iinfo(int).max).min(1)
@@ -162,14 +161,21 @@ class JacobianStructure:
             blocks = (jnp.asarray(local), jnp.asarray(glob), self._plan(local, glob))
         return jnp.asarray(seeds), jnp.asarray(np.where(idx < 0, P, idx)), blocks
 
+    def _owners(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Block of each parameter and its position in it (``-1``: global), over ``P + 1``
+        slots (the last, the scratch slot of absent entries, global)."""
+        nb, m = blocks.shape
+        owner = np.full(self.n_params + 1, -1)
+        pos = np.full(self.n_params + 1, -1)
+        owner[blocks.ravel()] = np.repeat(np.arange(nb), m)
+        pos[blocks.ravel()] = np.tile(np.arange(m), nb)
+        return owner, pos
+
     def _plan(self, local: np.ndarray, glob: np.ndarray) -> tuple | None:
         idx = np.asarray(self.index)
         n, K = idx.shape
         nb, m = local.shape
-        owner = np.full(self.n_params + 1, -1)
-        pos = np.full(self.n_params + 1, -1)
-        owner[local.ravel()] = np.repeat(np.arange(nb), m)
-        pos[local.ravel()] = np.tile(np.arange(m), nb)
+        owner, pos = self._owners(local)
         rows_idx = np.where(idx < 0, self.n_params, idx)
         slot_of = {}
         global_cols = []
@@ -269,6 +275,20 @@ def _objective(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Array,
     return jnp.sum(w * huber(residual(theta, d) / delta))
 
 
+def _irls_weights(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Array,
+                  delta: float) -> tuple[jax.Array, jax.Array]:
+    """Huber's ``psi(z)`` and IRLS weight ``min(1, 1/|z|)`` of each residual, ``z = r/delta``
+    (times the residual weights)."""
+    z = residual(theta, d) / delta
+    return w * jnp.clip(z, -1.0, 1.0), w * jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.abs(z), 1e-300))
+
+
+def _compressed_jacobian(residual: ResidualFn, theta: jax.Array, d: Any,
+                         seeds: jax.Array) -> jax.Array:
+    """``(n, K)``: one forward-mode product per colour (Curtis, Powell & Reid 1974)."""
+    return jax.vmap(lambda s: jax.jvp(lambda t: residual(t, d), (theta,), (s,))[1])(seeds).T
+
+
 def _normal_equations(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Array,
                       delta: float, structure: Any) -> tuple[jax.Array, jax.Array]:
     """IRLS gradient ``J^T w psi(z) / delta`` and Hessian ``J^T Omega J / delta^2`` of one group.
@@ -278,16 +298,13 @@ def _normal_equations(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Arr
     and the products are scattered into ``g`` and ``H`` by the parameter each row depends on,
     which costs ``n K^2`` instead of ``n P^2`` for ``K`` colours (the same sums, in another order).
     """
-    r = residual(theta, d)
-    z = r / delta
-    psi = w * jnp.clip(z, -1.0, 1.0)
-    omega = w * jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.abs(z), 1e-300))
+    psi, omega = _irls_weights(residual, theta, d, w, delta)
     if structure is None:
         J = jax.jacfwd(residual)(theta, d)
         return J.T @ psi / delta, (J * omega[:, None]).T @ J / delta**2
     seeds, index, _ = structure                   # (K, P) one-hot colours, (n, K) in [0, P]
     P = theta.size
-    Jc = jax.vmap(lambda s: jax.jvp(lambda t: residual(t, d), (theta,), (s,))[1])(seeds).T
+    Jc = _compressed_jacobian(residual, theta, d, seeds)
     g = jnp.zeros(P + 1).at[index].add(Jc * psi[:, None])[:P] / delta
     outer = omega[:, None, None] * Jc[:, :, None] * Jc[:, None, :]
     H = jnp.zeros((P + 1, P + 1)).at[index[:, :, None], index[:, None, :]].add(outer)
@@ -306,11 +323,9 @@ def _block_system(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Array, 
     blocks, border and corner summed over each block's rows, never the dense matrix."""
     seeds, _, (local, glob, (rows, lcols, gcols, onehot)) = structure
     P, m = theta.size, local.shape[1]
-    r = residual(theta, d)
-    z = r / delta
-    psi = jnp.append(w * jnp.clip(z, -1.0, 1.0), 0.0) / delta
-    omega = jnp.append(w * jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.abs(z), 1e-300)), 0.0) / delta**2
-    Jc = jax.vmap(lambda s: jax.jvp(lambda t: residual(t, d), (theta,), (s,))[1])(seeds).T
+    psi, omega = _irls_weights(residual, theta, d, w, delta)
+    psi, omega = jnp.append(psi, 0.0) / delta, jnp.append(omega, 0.0) / delta**2
+    Jc = _compressed_jacobian(residual, theta, d, seeds)
     Jc = jnp.concatenate([Jc, jnp.zeros((1, Jc.shape[1]))])            # row n: zero (padding)
     Lb, Ob = Jc[:, lcols][rows], omega[rows]                              # (k, R, m), (k, R)
     A = jnp.einsum("brs,br,brt->bst", Lb, Ob, Lb)
@@ -528,19 +543,15 @@ def solve_groups(
             if todo.size == 0:
                 break
         tried += 1
-        if todo.size == G:
-            theta0 = jnp.clip(jnp.asarray(starts[s], dtype=jnp.float64), lo, hi)
-            theta, F, dec, it = _lm(residual, theta0, data, w, lo, hi, max_iter, float(delta),
-                                    struct)
-            theta, F, dec = np.asarray(theta), np.asarray(F), np.asarray(dec)
-        else:                        # the undecided groups only, padded with copies
+        sub, rows = (data, w, lo, hi), todo
+        if todo.size < G:            # the undecided groups only, padded with copies
             rows = np.concatenate([todo, np.full(_bucket(todo.size) - todo.size, todo[0])])
-            sub = jax.tree.map(lambda a: jnp.asarray(a)[rows], (data, w, lo, hi))
-            theta0 = jnp.clip(jnp.asarray(starts[s][rows], dtype=jnp.float64), sub[2], sub[3])
-            th_s, F_s, dec_s, it = _lm(residual, theta0, *sub, max_iter, float(delta), struct)
-            theta, F, dec = best[0].copy(), np.full(G, np.inf), np.full(G, np.inf)
-            n = todo.size
-            theta[todo], F[todo], dec[todo] = (np.asarray(a)[:n] for a in (th_s, F_s, dec_s))
+            sub = jax.tree.map(lambda a: jnp.asarray(a)[rows], sub)
+        theta0 = jnp.clip(jnp.asarray(starts[s][rows], dtype=jnp.float64), sub[2], sub[3])
+        th_s, F_s, dec_s, it = _lm(residual, theta0, *sub, max_iter, float(delta), struct)
+        theta = np.array(starts[s], float) if best is None else best[0].copy()
+        F, dec = np.full(G, np.inf), np.full(G, np.inf)
+        theta[todo], F[todo], dec[todo] = (np.asarray(a)[:todo.size] for a in (th_s, F_s, dec_s))
         iterations += int(it)
         F = np.where(np.isfinite(F), F, np.inf)
         cand = (theta, F, dec)

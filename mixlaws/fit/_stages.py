@@ -338,7 +338,7 @@ def fit_size_stage(
             f"size stage: each mixture needs runs at ≥ {needed} model sizes "
             f"(tie_alpha={tie!r}); found {found}", needed=needed, found=found)
     n_pts = mask.sum(1)
-    sharing = [np.arange(G)] if tie == "all" else (
+    sharing = [np.arange(G)] if tie == "all" else (   # the groups that share an exponent
         [np.flatnonzero(domain_index == d) for d in range(n_domains)] if tie == "domain" else [])
     for idx in sharing:
         if idx.size and n_pts[idx].max() < 3:
@@ -394,9 +394,7 @@ def fit_size_stage(
         side = sol.bound_side
         n_params = 3 * G
     else:
-        blocks = [np.arange(G)] if tie == "all" else [
-            np.flatnonzero(domain_index == d) for d in range(n_domains)]
-        for idx in blocks:
+        for idx in sharing:
             if idx.size == 0:
                 continue
             prof = profile_shared(
@@ -412,7 +410,7 @@ def fit_size_stage(
             at_bound[idx] = sol.at_bound | edge
             side[idx, :2] = sol.bound_side
             side[idx, 2] = (1 if prof.value >= la_hi - 1e-6 else -1) if edge else 0
-        n_params = 2 * G + len(blocks)
+        n_params = 2 * G + len(sharing)
     E = theta[:, 0].copy()
     A = np.exp(theta[:, 1] + alpha * logNref)
     diag = np.diagonal(cov, axis1=1, axis2=2)

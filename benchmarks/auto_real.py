@@ -5,9 +5,10 @@ can replay — (a) ``largest-size``: fit 70M-305M, predict every 410M run at its
 (b) ``long-runs``: the runs reaching 90-100k steps cut at 30k, everything else whole,
 predict their ends — the averaged model is fitted on the fold's training table only (its
 own backtests, stacking weights and discrepancy models come from that table: it never sees
-the held-out losses) and scored on the held-out runs, beside each member family. The row
-``auto-own`` is a candidate interval, not the package's: the same averaged prediction with a
-discrepancy fitted to its own backtest errors (``backtest_calibration.own_discrepancy``).
+the held-out losses) and scored on the held-out runs, beside each member family.  The row
+``auto-mixture`` is a diagnostic: the same prediction with earlier versions' interval (the
+stacked mixture of the families' own discrepancy-widened predictives,
+``backtest_calibration.mixture_of_families``).
 
 Run:  python benchmarks/auto_real.py [--tables redpajama,5mix] [--families nested,joint]
           [--inner-folds largest-size,truncate,both,mixtures] [--mixture-folds 3]
@@ -29,7 +30,7 @@ from mixlaws.backtest import (AUTO_FAMILIES, DEFAULT_FOLDS, AveragedMixingLaw,
                               extrapolation_distance, largest_size_fold, long_runs_fold)
 from mixlaws.fit import mixture_extrapolation
 from _data import DATA  # benchmarks/ is on sys.path
-from backtest_calibration import own_discrepancy
+from backtest_calibration import mixture_of_families
 from backtest_real import TABLES, load
 
 
@@ -39,7 +40,8 @@ def score(law: AveragedMixingLaw, fold) -> list[dict]:
     loss_cols = [f"loss:{d}" for d in law.domains_]
     w = np.asarray(law.weights_)
     fams = list(law.members_)
-    own = own_discrepancy(law.backtest_, fams, np.array([law.law_weights_[f] for f in fams]))
+    discs = [law.discrepancy_[f] for f in fams]
+    ww = np.array([law.law_weights_[f] for f in fams])
     fitted = fold.train.data.groupby("run", sort=False)[fold.train.mix_columns].first()
     rows = []
     for (N, D), g in t.groupby(["params", "tokens"]):
@@ -52,10 +54,12 @@ def score(law: AveragedMixingLaw, fold) -> list[dict]:
         dN, dD = extrapolation_distance(fold.train, N, D)
         hull = [e.hull_distance for e in mixture_extrapolation(fitted.to_numpy(float), r,
                                                                law.sources_)]
-        olo, ohi = own.interval(pred, dN[0], dD[0], 0.9, np.asarray(hull))
+        log_pred = np.log(np.stack([per[f] for f in fams], 1))
+        mlo, mhi = np.exp(mixture_of_families(log_pred, discs, ww, dN[0], dD[0],
+                                              np.asarray(hull)))
         for i in range(len(g)):
             rows.append({"obs": obs[i], "auto": pred[i], "lo": lo[i], "hi": hi[i],
-                         "auto-own": pred[i], "own_lo": olo[i], "own_hi": ohi[i],
+                         "auto-mixture": pred[i], "mix_lo": mlo[i], "mix_hi": mhi[i],
                          **{f: v[i] for f, v in per.items()}})
     return rows
 
@@ -95,12 +99,12 @@ def main() -> int:
             rows = score(law, fold)
             dt = time.perf_counter() - t0
             obs = np.array([r["obs"] for r in rows])
-            for lab in ("auto", "auto-own") + tuple(law.members_):
+            for lab in ("auto", "auto-mixture") + tuple(law.members_):
                 pred = np.array([r[lab] for r in rows])
                 e = pred / obs - 1
                 cover = width = ""
                 if lab.startswith("auto"):
-                    k = ("lo", "hi") if lab == "auto" else ("own_lo", "own_hi")
+                    k = ("lo", "hi") if lab == "auto" else ("mix_lo", "mix_hi")
                     lo, hi = (np.array([r[x] for r in rows]) for x in k)
                     cover = f"{int(((lo <= obs) & (obs <= hi)).sum())}/{len(obs)}"
                     width = f"{100 * np.median((hi - lo) / pred):.2f}"

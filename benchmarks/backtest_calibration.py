@@ -31,9 +31,9 @@ import warnings
 
 import numpy as np
 
-from mixlaws.backtest import (DEFAULT_FOLDS, STACKING_CONCENTRATION, BacktestResult,
-                              Discrepancy, backtest, extrapolation_distance, family_weights,
-                              mixture_quantile)
+from mixlaws.backtest import (DEFAULT_FOLDS, STACKING_CONCENTRATION, BacktestResult, backtest,
+                              extrapolation_distance, family_weights, mixture_quantile,
+                              stacked_discrepancy)
 from mixlaws.fit import make_estimator, mixture_extrapolation
 from mixlaws.runs import validate_runs
 from mixlaws.simulate import anneal_sweep, random_truth, sample_mixtures, simulate_sweep
@@ -99,62 +99,43 @@ def evaluate(record: dict, fam: str, level: float = 0.9, without_mixtures: bool 
             "half_width": float(np.mean(np.log(hi) - np.log(lo))) / 2}
 
 
+def mixture_of_families(log_pred: np.ndarray, discs: list, ww: np.ndarray, dN: float,
+                        dD: float, hull: np.ndarray, level: float = 0.9) -> tuple:
+    """Earlier versions' ``--law auto`` interval of ``log L`` (a diagnostic now): the stacked
+    mixture of the families' own discrepancy-widened predictives
+    ``sum_k w_k N(log L_k + b_k, s_k^2)``; ``log_pred (n, K)``."""
+    mu, sig = [], []
+    for k, d in enumerate(discs):
+        p = d.predict(dN, dD, hull)
+        mu.append(log_pred[:, k] + p["bias"])
+        sig.append(p["sd"] * np.ones(len(log_pred)))
+    mu, sig = np.stack(mu, 1), np.stack(sig, 1)
+    return (mixture_quantile(mu, sig, ww, 0.5 - level / 2),
+            mixture_quantile(mu, sig, ww, 0.5 + level / 2))
+
+
 def evaluate_auto(record: dict, families: list[str], level: float = 0.9,
                   priors: dict | None = None,
                   concentration: float = STACKING_CONCENTRATION) -> dict:
-    """The same check for ``--law auto``'s predictive: the stacking-weighted mixture of the
-    families' discrepancy-shifted log-normals (what :class:`AveragedTarget` computes)."""
-    res = _result(record, priors)
-    w, _ = family_weights(res, families, concentration=concentration)
-    hull = np.asarray(record.get("hull", 0.0), float)
-    e = np.stack([np.asarray(record["log_ratio"][f]) for f in families], 1)
-    mu, sig = [], []
-    for f in families:
-        p = res.discrepancy(f).predict(record["dN"], record["dD"], hull)
-        mu.append(p["bias"] * np.ones(len(e)))
-        sig.append(p["sd"] * np.ones(len(e)))
-    # log(L_obs / L_pred_k) for each family; the mixture predictive of log L_obs is centred on
-    # log L_pred_k + b_k: test whether 0 = log L_obs - log L_obs lies inside, per target
-    mu = -e + np.stack(mu, 1)
-    sig = np.stack(sig, 1)
-    ww = np.array([w[f] for f in families])
-    lo = mixture_quantile(mu, sig, ww, 0.5 - level / 2)
-    hi = mixture_quantile(mu, sig, ww, 0.5 + level / 2)
-    point = np.log(np.exp(mu) @ ww)
-    return {"rel": np.expm1(point), "covered": (lo <= 0) & (0 <= hi), "weights": ww,
-            "half_width": float(np.mean(hi - lo)) / 2}
-
-
-def own_discrepancy(res: BacktestResult, families: list[str], ww: np.ndarray,
-                    priors: dict | None = None) -> Discrepancy:
-    """A :class:`Discrepancy` fitted to the backtest errors of the weighted prediction
-    ``sum_k w_k L_k`` of ``families`` (weights ``ww``), each fold part one unit."""
-    p = res.predictions
-    wide = p.pivot_table(index=["fold", "part", "run"], columns="family",
-                         values="log_ratio").dropna()
-    meta = p[p["family"] == families[0]].set_index(["fold", "part", "run"]).loc[wide.index]
-    e_bt = -np.log(np.exp(-wide[families].to_numpy()) @ ww)     # log(obs / averaged pred)
-    idx = meta.index.to_frame(index=False)
-    units = (idx["fold"] + ":" + idx["part"].astype(str)).to_numpy()
-    return Discrepancy(**(priors or {})).fit(e_bt, meta["dN"], meta["dD"], units, meta["hull"])
-
-
-def evaluate_auto_own(record: dict, families: list[str], level: float = 0.9,
-                      priors: dict | None = None,
-                      concentration: float = STACKING_CONCENTRATION) -> dict:
-    """A candidate for ``--law auto``'s interval (diagnostic, not what the package does): the
-    stacking-weighted prediction ``sum_k w_k L_k`` with a :class:`Discrepancy` fitted to *its
-    own* backtest errors, instead of the mixture of the families' discrepancy-widened
-    predictives (whose members' errors partly cancel in the average)."""
+    """The same check for ``--law auto``: the stacked prediction ``sum_k w_k L_k`` and the
+    interval of its own discrepancy (:func:`mixlaws.backtest.stacked_discrepancy`), as
+    :class:`~mixlaws.backtest.AveragedTarget` computes them; and, as a diagnostic, earlier
+    versions' interval (:func:`mixture_of_families`)."""
     res = _result(record, priors)
     w, _ = family_weights(res, families, concentration=concentration)
     ww = np.array([w[f] for f in families])
-    disc = own_discrepancy(res, families, ww, priors)
+    disc = stacked_discrepancy(res, w, concentration=concentration)
     hull = np.asarray(record.get("hull", 0.0), float)
-    e = -np.log(np.exp(-np.stack([np.asarray(record["log_ratio"][f]) for f in families], 1))
-                @ ww)
+    # log(L_obs / L_k) per family; set log L_obs = 0, so log L_k = -e_k
+    e_k = np.stack([np.asarray(record["log_ratio"][f]) for f in families], 1)
+    e = -np.log(np.exp(-e_k) @ ww)                             # log(L_obs / sum_k w_k L_k)
     lo, hi = disc.quantiles(record["dN"], record["dD"], level, hull)
-    return {"covered": (lo <= e) & (e <= hi), "half_width": float(np.mean(hi - lo)) / 2}
+    mlo, mhi = mixture_of_families(-e_k, [res.discrepancy(f) for f in families], ww,
+                                   record["dN"], record["dD"], hull, level)
+    return {"rel": np.expm1(-e), "covered": (lo <= e) & (e <= hi), "weights": ww,
+            "half_width": float(np.mean(hi - lo)) / 2,
+            "mixture_covered": (mlo <= 0) & (0 <= mhi),
+            "mixture_half_width": float(np.mean(mhi - mlo)) / 2}
 
 
 def main() -> int:
@@ -225,13 +206,11 @@ def main() -> int:
               f"{100 * np.mean(np.abs(rel)):.2f} %, max|err| {100 * np.max(np.abs(rel)):.2f} %, "
               f"med half90 {100 * np.median([x['half_width'] for x in r]):.2f} %, mean weights "
               + ", ".join(f"{f} {v:.2f}" for f, v in zip(families, wts)))
-        r = [evaluate_auto_own(x, families, priors=priors, concentration=args.concentration)
-             for x in records]
-        cov = np.concatenate([x["covered"] for x in r])
-        print(f"diagnostic, a candidate auto interval (the averaged prediction with a "
-              f"discrepancy fitted to its own backtest errors): cover90 {cov.mean():.3f}, "
-              f"sweeps all in {np.mean([x['covered'].all() for x in r]):.2f}, med half90 "
-              f"{100 * np.median([x['half_width'] for x in r]):.2f} %")
+        cov = np.concatenate([x["mixture_covered"] for x in r])
+        print(f"diagnostic, earlier versions' auto interval (the stacked mixture of the "
+              f"families' own predictives): cover90 {cov.mean():.3f}, sweeps all in "
+              f"{np.mean([x['mixture_covered'].all() for x in r]):.2f}, med half90 "
+              f"{100 * np.median([x['mixture_half_width'] for x in r]):.2f} %")
     print("cover90: share of the held-out target runs inside the 90 % discrepancy interval; "
           "sweeps all in: share of sweeps whose 5 targets are all inside (errors within a sweep "
           "are correlated); naive90: interval with zero discrepancy (within-fold run scatter "

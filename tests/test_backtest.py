@@ -307,16 +307,42 @@ def test_discrepancy_sd_grows_with_distance_when_errors_do():
     assert d.sigma_within_ == pytest.approx(0.002, rel=0.2)
 
 
-def test_discrepancy_counts_folds_not_runs():
+def test_discrepancy_counts_folds_once_for_their_shared_error():
     e, u, fold = _errors(0.02, n_folds=3, per_fold=5)
     few = Discrepancy().fit(e, u, 0 * u, fold)
+    # 20 copies of every target: more evidence of the within-fold scatter (already small),
+    # none of the fold-shared error, so the predictive far out barely moves
     e2, u2, fold2 = np.repeat(e, 20), np.repeat(u, 20), np.repeat(fold, 20)
     many_runs = Discrepancy().fit(e2, u2, 0 * u2, fold2)
-    # 20x the runs in the same 3 folds adds no evidence
     assert many_runs.predict(2.0, 0.0)["sd"] == pytest.approx(few.predict(2.0, 0.0)["sd"],
-                                                              rel=1e-9)
-    many_folds = Discrepancy().fit(e2, u2, 0 * u2, np.arange(e2.size))
+                                                              rel=0.02)
+    # a fold whose targets all share one error is one observation, however many it has
+    copies = [Discrepancy().fit(np.repeat(e[::5], n), np.repeat(u[::5], n), np.zeros(3 * n),
+                                np.repeat(np.arange(3), n)) for n in (2, 50)]
+    assert copies[1].s1_ == pytest.approx(copies[0].s1_, rel=0.02)
+    assert copies[1].predict(2.0, 0.0)["sd"] == pytest.approx(copies[0].predict(2.0, 0.0)["sd"],
+                                                              rel=0.02)
+    assert copies[1].w0_ < 1e-3                 # and no scatter about it
+    # the same errors as 15 folds: evidence of 15 shared errors, a narrower predictive
+    many_folds = Discrepancy().fit(e, u, 0 * u, np.arange(e.size))
     assert many_folds.predict(2.0, 0.0)["sd"] < 0.8 * few.predict(2.0, 0.0)["sd"]
+
+
+def test_discrepancy_separates_shared_and_own_errors():
+    # 30 folds: shared sd 1 % + 2 % u, each target's own sd 0.5 % + 1 % u (20 targets a fold)
+    rng = np.random.default_rng(7)
+    uf = np.linspace(0.0, 2.0, 30)
+    u = np.repeat(uf, 20)
+    fold = np.repeat(np.arange(30), 20)
+    e = (rng.normal(0, np.hypot(0.01, 0.02 * uf))[fold]
+         + rng.normal(0, np.hypot(0.005, 0.01 * u)))
+    d = Discrepancy().fit(e, u, 0 * u, fold)
+    assert d.w0_ == pytest.approx(0.005, rel=0.25) and d.w1_ == pytest.approx(0.01, rel=0.25)
+    assert d.s1_ == pytest.approx(0.02, rel=0.35)
+    sd = d.predict(1.5, 0.0)["sd"]
+    assert sd == pytest.approx(np.sqrt(0.01**2 + 0.03**2 + 0.005**2 + 0.015**2), rel=0.25)
+    np.testing.assert_allclose(d.scatter_variance(1.5, 0.0), d.w0_**2 + (1.5 * d.w1_) ** 2,
+                               rtol=0.1)
 
 
 def test_discrepancy_with_no_folds_is_the_prior_and_is_not_overconfident():
@@ -437,8 +463,8 @@ def test_discrepancy_quantiles_are_those_of_the_predictive():
     few = Discrepancy().fit(e[:4], u[:4], 0 * u[:4], fold[:4])
     lo, hi = few.quantiles(2.0, 0.0, 0.9)
     # few folds: not a normal, but the quantiles are still exact ones of the grid mixture
-    s0, s1, k, w, m, V = few._grid
-    sd = np.sqrt(s0**2 + (s1**2 + V) * 4.0)
+    w, mean, var = few._components(np.array([2.0]), np.array([0.0]))
+    m, sd = mean[:, 0] / 2.0, np.sqrt(var[:, 0])
     cdf = lambda x: float(w @ (norm.cdf((x - 2.0 * m) / sd)  # noqa: E731
                                + norm.cdf((x + 2.0 * m) / sd)) / 2)   # b with either sign
     assert cdf(lo) == pytest.approx(0.05, abs=1e-6) and cdf(hi) == pytest.approx(0.95, abs=1e-6)

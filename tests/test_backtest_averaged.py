@@ -100,8 +100,8 @@ def test_averaged_prediction_and_intervals(averaged) -> None:
     r = averaged.mixtures_
     loss = at.predict(r)
     per = at.per_law(r)
-    lo_f = np.minimum(*per.values()) * np.exp(at.bias.min())
-    hi_f = np.maximum(*per.values()) * np.exp(at.bias.max())
+    lo_f = np.minimum(*per.values()) * np.exp(at.bias)
+    hi_f = np.maximum(*per.values()) * np.exp(at.bias)
     assert np.all(loss >= lo_f - 1e-12) and np.all(loss <= hi_f + 1e-12)   # a weighted mean
     lo, hi = at.interval(r, 0.9)
     assert np.all(lo < loss) and np.all(loss < hi)
@@ -149,12 +149,42 @@ def test_structural_comparison_with_a_baseline(averaged) -> None:
     assert same["gain"] == pytest.approx(0.0, abs=1e-12)
     c = at.compare(r, b, 0.9)
     per = at.per_law(np.vstack([r, b]))
-    gains = np.array([(v[1] - v[0]) * np.exp(at.bias[k]) for k, v in enumerate(per.values())])
+    gains = np.array([(v[1] - v[0]) * np.exp(at.bias) for v in per.values()])
     assert c["gain"] == pytest.approx(float(at.law_weights @ gains))
     assert c["gain_lower"] <= c["gain"] <= c["gain_upper"] and 0.0 <= c["p_better"] <= 1.0
     assert at.compare(b, r)["p_better"] == pytest.approx(1.0 - c["p_better"], abs=1e-9)
     u = at.uncertainty(r, b)
     assert u["lower"] < u["loss"] < u["upper"] and u["versus_baseline"] == c
+    # each mixture's own error (the discrepancy's scatter) widens the gain beyond the families'
+    # spread; a mixture against itself has none
+    assert c["gain_upper"] - c["gain_lower"] > np.ptp(gains)
+    assert same["gain_upper"] - same["gain_lower"] < 1e-6
+
+
+def test_stacked_discrepancy_is_fitted_to_the_stacked_errors() -> None:
+    import pandas as pd
+
+    from mixlaws.backtest import BacktestResult, stacked_discrepancy
+    from mixlaws.backtest._score import PREDICTION_COLUMNS
+
+    # two families wrong in opposite directions by the same amount: their average is exact
+    rows = [{"family": f, "fold": "mixtures", "part": k, "run": f"r{k}-{i}", "params": 1e8,
+             "tokens": 1e9, "observed": 3.0, "predicted": 3.0, "rel_error": 0.0,
+             "log_ratio": (1 if f == "nested" else -1) * 0.01 * (1 + i), "dN": 0.0, "dD": 0.0,
+             "hull": 0.0} for f in ("nested", "joint") for k in range(3) for i in range(4)]
+    status = pd.DataFrame([{"family": f, "fold": "mixtures", "part": k, "status": "ok",
+                            "reason": None, "seconds": 0.0, "n_warnings": 0, "warning": None}
+                           for f in ("nested", "joint") for k in range(3)])
+    res = BacktestResult(pd.DataFrame(rows)[list(PREDICTION_COLUMNS)], status,
+                         settings={"families": ["nested", "joint"]})
+    d = stacked_discrepancy(res, {"nested": 0.5, "joint": 0.5})
+    # the families are symmetric, so every leave-one-unit-out weight is 1/2
+    a = 0.01 * (1 + np.arange(4))
+    e = -np.log(0.5 * np.exp(-a) + 0.5 * np.exp(a))
+    np.testing.assert_allclose(d.errors_, np.tile(e, 3), rtol=1e-6)
+    assert d.predict(0.0, 0.0)["sd"] < res.discrepancy("nested").predict(0.0, 0.0)["sd"] / 3
+    # one family with weight: its own discrepancy
+    assert stacked_discrepancy(res, {"nested": 1.0, "joint": 0.0}) is res.discrepancy("nested")
 
 
 def test_the_default_law_is_auto_unless_a_nested_option_says_otherwise() -> None:

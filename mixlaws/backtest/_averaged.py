@@ -9,7 +9,8 @@ densities on the backtest targets.  Target ``i`` (a held-out run of backtest uni
 from family ``k`` the density of its observed error ``e_ki = log(L_obs / L_pred)`` under the
 family's *leave-that-unit-out* discrepancy model ``N(bias_k(u_i), sd_k(u_i)^2)``; the weights
 maximise :math:`\sum_i c_i \log \sum_k w_k p_{ki}` on the simplex, each unit counting once
-(``c_i = 1 / n_f``, as in the discrepancy's composite likelihood), plus the log density of
+(``c_i = 1 / n_f``: a unit's targets come from one fit, whose shared error decides most of
+which family predicted them better), plus the log density of
 a symmetric Dirichlet prior on ``w`` (:data:`STACKING_CONCENTRATION` = 2: one pseudo-unit
 per family).  A sweep gives a handful of backtest units, and unregularised stacking on so few
 puts all the weight on one family as soon as it wins them all -- dropping the spread between

@@ -222,7 +222,10 @@ def test_forgetting_runs_warm_starts_the_mixing_stage_and_falls_back_quietly(run
         return real(*args, warm=warm, **kw)
 
     monkeypatch.setattr(stages_module, "fit_mixing_stage", spy)
-    warm = full.without_runs(fold.held_out).predict(r, N, D)["domains"]
+    full.without_runs(fold.held_out).predict(r, N, D)       # the default: from the usual starts
+    assert calls == [False]
+    calls.clear()
+    warm = full.without_runs(fold.held_out, warm=True).predict(r, N, D)["domains"]
     assert calls == [True]                      # one warm fit, converged: no cold restart
     np.testing.assert_allclose(warm, refit, rtol=1e-6)
 
@@ -233,7 +236,7 @@ def test_forgetting_runs_warm_starts_the_mixing_stage_and_falls_back_quietly(run
 
     calls.clear()
     monkeypatch.setattr(stages_module, "fit_mixing_stage", unconverged)
-    again = full.without_runs(fold.held_out).predict(r, N, D)["domains"]   # ... no warning
+    again = full.without_runs(fold.held_out, warm=True).predict(r, N, D)["domains"]  # no warning
     assert calls == [True, False]
     np.testing.assert_allclose(again, refit, rtol=1e-6)
 

@@ -446,3 +446,25 @@ def test_finished_groups_leave_the_batch_without_changing_the_solution(monkeypat
     assert compact.converged.all() and whole.converged.all()
     np.testing.assert_allclose(compact.objective, whole.objective, rtol=1e-8)
     np.testing.assert_allclose(compact.theta, whole.theta, rtol=1e-4, atol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 40), m=st.integers(1, 8), seed=st.integers(0, 2**16))
+def test_mixing_stage_closed_form_normal_equations_equal_the_differentiated_ones(n, m, seed):
+    import jax
+    import jax.numpy as jnp
+
+    from mixlaws.fit._engine import _normal_equations
+    from mixlaws.fit._stages import _mixing_residual
+
+    rng = np.random.default_rng(seed)
+    data = (jnp.asarray(rng.uniform(-1, 1, (n, m))), jnp.asarray(rng.uniform(1.5, 4.0, n)))
+    theta = jnp.asarray(np.r_[rng.uniform(0.5, 3.0), rng.normal(0, 1), rng.normal(0, 1, m)])
+    w = jnp.asarray(rng.uniform(0, 1, n) * (rng.uniform(size=n) > 0.2))     # some masked rows
+    g, H = _normal_equations(_mixing_residual, theta, data, w, 1e-3, None)    # closed form
+    J = jax.jacfwd(lambda t: _mixing_residual(t, data))(theta)
+    z = _mixing_residual(theta, data) / 1e-3
+    psi, omega = w * jnp.clip(z, -1, 1), w * jnp.minimum(1.0, 1.0 / jnp.abs(z))
+    scale = float(jnp.max(jnp.abs(H))) + 1e-300
+    np.testing.assert_allclose(g, J.T @ psi / 1e-3, rtol=1e-9, atol=1e-9 * scale)
+    np.testing.assert_allclose(H, (J * omega[:, None]).T @ J / 1e-6, rtol=1e-9, atol=1e-9 * scale)

@@ -293,12 +293,19 @@ def _normal_equations(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Arr
                       delta: float, structure: Any) -> tuple[jax.Array, jax.Array]:
     """IRLS gradient ``J^T w psi(z) / delta`` and Hessian ``J^T Omega J / delta^2`` of one group.
 
+    A residual function may carry ``normal_equations(theta, d, psi, omega) -> (J^T psi,
+    J^T diag(omega) J)``, the same sums in closed form; the dense path then uses it instead of
+    forward-mode differentiation.
     ``structure`` (``None``: dense) is a :class:`JacobianStructure`'s ``(seeds, index)``: one
     forward-mode product per colour gives the compressed Jacobian (Curtis, Powell & Reid 1974),
     and the products are scattered into ``g`` and ``H`` by the parameter each row depends on,
     which costs ``n K^2`` instead of ``n P^2`` for ``K`` colours (the same sums, in another order).
     """
     psi, omega = _irls_weights(residual, theta, d, w, delta)
+    closed = getattr(residual, "normal_equations", None)
+    if structure is None and closed is not None:
+        g, H = closed(theta, d, psi, omega)
+        return g / delta, H / delta**2
     if structure is None:
         J = jax.jacfwd(residual)(theta, d)
         return J.T @ psi / delta, (J * omega[:, None]).T @ J / delta**2

@@ -36,4 +36,5 @@ from ..fit import FAMILIES as _FAMILIES, Family as _Family  # noqa: E402
 _FAMILIES.setdefault("auto", _Family(
     "auto", AveragedMixingLaw, {},
     "the families above averaged by stacking on the sweep's own backtests, with intervals "
-    "that carry each family's backtest error to the target's extrapolation distance"))
+    "from the stacked prediction's own backtest errors, carried to the target's "
+    "extrapolation distance"))

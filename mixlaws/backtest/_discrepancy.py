@@ -52,10 +52,10 @@ their variances, which the shared level's likelihood at each ``(s0, s1)`` then u
 joint posterior, not a plug-in; within points that the contrasts alone put below
 ``_PRUNE`` of the best are left out).  For prediction the within level is moment-matched at
 each shared grid point (its posterior is narrow; on RedPajama's backtests the quantiles equal
-the full mixture's to 4 digits), so a prediction costs one small mixture.  The predictive distribution of ``e`` at
-``(u, h)`` is that posterior mixture of normals, summarised by its mean (``bias``) and standard
-deviation (``sd``, moment-matched); the interval is ``L_pred exp(q)`` with ``q`` its exact
-central quantiles.  With no folds it is the prior; each fold shrinks it.
+the full mixture's to 4 digits), so a prediction costs one small mixture.  The predictive
+distribution of ``e`` at ``(u, h)`` is that posterior mixture of normals, summarised by its
+mean (``bias``) and standard deviation (``sd``, moment-matched); the interval is
+``L_pred exp(q)`` with ``q`` its exact central quantiles.  With no folds it is the prior; each fold shrinks it.
 
 **The size of the bias is carried to the target, not its sign** (``carry_bias=False``, the
 default): the predictive uses the posterior of ``b`` made symmetric about 0,
@@ -262,7 +262,9 @@ class Discrepancy:
         logw -= logw.max()
         w = np.exp(logw - logsumexp(logw))                          # (Gw, Gs)
         self.b_ = float(np.sum(w * m))
-        self.w0_, self.w1_, self.k_ = (float(w.sum(1) @ x) for x in (w0, w1, k))
+        wi = w.sum(1)                                               # within marginal
+        self.w0_, self.w1_, self.k_ = (float(wi @ x) for x in (w0, w1, k))
+        self._scatter = tuple(float(wi @ x**2) for x in (w0, w1, k))
         # the predictive, per shared grid point: the mixture over the within grid is nearly
         # one normal (its posterior is narrow: many targets), so it is moment-matched --
         # N(M u, A + B u^2 + C h^2) with M, A, B, C the conditional means of m, s0^2 + w0^2,
@@ -279,8 +281,6 @@ class Discrepancy:
         W = W / W.sum()
         self._grid = (W, M, A, B, C)
         self.s0_, self.s1_ = float(W @ s0), float(W @ s1)
-        wi = w.sum(1) / w.sum()                                     # within marginal
-        self._scatter = tuple(float(wi @ x**2) for x in (w0, w1, k))
 
     def _components(self, u: np.ndarray, h: np.ndarray,
                     at_zero: bool = True) -> tuple[np.ndarray, ...]:

@@ -445,7 +445,11 @@ def test_finished_groups_leave_the_batch_without_changing_the_solution(monkeypat
     assert set(sizes) == {G}
     assert compact.converged.all() and whole.converged.all()
     np.testing.assert_allclose(compact.objective, whole.objective, rtol=1e-8)
-    np.testing.assert_allclose(compact.theta, whole.theta, rtol=1e-4, atol=1e-6)
+    # the fitted curves agree to 3e-5 (noise 3e-3): a group that leaves the batch stops at the
+    # loop's tolerance, while in the whole batch it goes on iterating with the slow ones; along
+    # a flat direction of its objective (a compensating parameter pair) that moves it 2e-4
+    np.testing.assert_allclose(compact.residuals, whole.residuals, rtol=0, atol=5e-5)
+    np.testing.assert_allclose(compact.theta, whole.theta, rtol=1e-3, atol=1e-6)
 
 
 @settings(max_examples=30, deadline=None)

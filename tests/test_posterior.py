@@ -72,8 +72,10 @@ def test_intervals_nest_and_contain_mean(small):
     iv50 = predict_intervals(draws, model.mixtures_, 0.5)
     iv90 = predict_intervals(draws, model.mixtures_, 0.9)
     assert np.all(iv90.lower <= iv50.lower) and np.all(iv50.upper <= iv90.upper)
-    # run-to-run noise widens the interval (up to Monte Carlo error of the quantiles)
-    assert np.all(iv90.new_upper - iv90.new_lower >= 0.97 * (iv90.upper - iv90.lower))
+    # run-to-run noise widens the interval: on average over the mixtures strictly, and for each
+    # one up to the Monte Carlo error of two quantiles of 500 draws (a few per cent)
+    new, mean = iv90.new_upper - iv90.new_lower, iv90.upper - iv90.lower
+    assert new.mean() > mean.mean() and np.all(new >= 0.95 * mean)
     assert np.all((iv90.lower < iv90.loss) & (iv90.loss < iv90.upper))
     assert iv90.domain_lower.shape == (len(model.mixtures_), 2)
     with pytest.raises(MixlawsError):

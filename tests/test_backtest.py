@@ -270,6 +270,9 @@ def test_json_round_trip_is_exact(result):
     # a result written before the bias's sign stopped being carried predicts as it did
     old = BacktestResult.from_dict({**d, "version": 1})
     assert old.discrepancy("nested").carry_bias and not back.discrepancy("nested").carry_bias
+    # ... and one written when the bias term was kept and made symmetric, too
+    v2 = BacktestResult.from_dict({**d, "version": 2}).discrepancy("nested")
+    assert v2.prior_b == 0.05 and not v2.carry_bias and back.discrepancy("nested").b_ == 0.0
     with pytest.raises(ArtifactError, match="version 0"):
         BacktestResult.from_dict({**d, "version": 0})
 
@@ -367,11 +370,17 @@ def test_discrepancy_recovers_a_bias_and_round_trips():
     assert back.carry_bias and back.predict(1.5, 0.3)["sd"] == carried.predict(1.5, 0.3)["sd"]
     lo, hi = carried.interval(3.0, 1.0, 0.0, 0.9)
     assert lo < 3.0 * np.exp(-0.02) < hi
-    # default: the bias's size widens the interval on both sides, its sign moves nothing
+    # default: no bias term; the error's growth with u (s1) carries the bias's size, which
+    # widens the interval on both sides, and its sign moves nothing
     d = Discrepancy().fit(e, u, 0 * u, fold)
-    assert d.b_ == carried.b_ and d.predict(1.0, 0.0)["bias"] == 0.0
+    assert d.b_ == 0.0 and d.s1_ == pytest.approx(0.02, rel=0.2)
+    assert d.predict(1.0, 0.0)["bias"] == 0.0
     sd = d.predict(1.0, 0.0)["sd"]
     assert sd == pytest.approx(np.hypot(carried.predict(1.0, 0.0)["sd"], 0.02), rel=0.2)
+    # prior_b > 0 without the sign: the earlier model, b fitted and made symmetric about 0
+    sym = Discrepancy(prior_b=0.05).fit(e, u, 0 * u, fold)
+    assert sym.b_ == carried.b_ and sym.predict(1.0, 0.0)["bias"] == 0.0
+    assert sym.predict(1.0, 0.0)["sd"] == pytest.approx(sd, rel=0.2)
     lo, hi = d.quantiles(1.0, 0.0, 0.9)
     assert lo == pytest.approx(-hi, rel=1e-6) and lo < -0.02 < 0.02 < hi
     back = Discrepancy.from_dict(json.loads(json.dumps(d.to_dict())))

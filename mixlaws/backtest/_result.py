@@ -14,17 +14,18 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ArtifactError, MixlawsError
-from ._discrepancy import Discrepancy, distance
+from ._discrepancy import PRIOR_B, Discrepancy, distance
 from ._folds import FOLDS
 from ._score import PREDICTION_COLUMNS
 
 __all__ = ["BacktestResult", "TABLE_COLUMNS"]
 
 _KIND = "mixlaws.backtest"
-_VERSION = 2
-"""2: the discrepancy carries the size of its bias, not its sign, unless ``priors`` say
-``carry_bias``; a version-1 result (written when the sign was carried) is read with
-``carry_bias=True``, so that a saved fit predicts as it did."""
+_VERSION = 3
+"""3: a discrepancy that does not carry its bias's sign has no bias term (``prior_b`` 0);
+2: it had one, made symmetric about 0; 1: it carried the sign.  Older results are read with
+the priors they were written with (version 2: ``prior_b=0.05``; version 1:
+``carry_bias=True``), so that a saved fit predicts as it did."""
 _STATUS_COLUMNS = ("family", "fold", "part", "status", "reason", "seconds", "n_warnings",
                    "warning")
 TABLE_COLUMNS = ("family", "fold", "n", "mean_abs_rel_error", "max_abs_rel_error", "bias",
@@ -241,7 +242,7 @@ class BacktestResult:
         if not isinstance(d, Mapping) or d.get("kind") != _KIND:
             raise ArtifactError(f"not a {_KIND} artifact (kind={d.get('kind') if isinstance(d, Mapping) else None!r}); "
                                 "pass the output of BacktestResult.to_dict() or `mixlaws backtest -o`")
-        if d.get("version") not in (1, _VERSION):
+        if d.get("version") not in (1, 2, _VERSION):
             raise ArtifactError(f"{_KIND} version {d.get('version')!r} is not supported (expected "
                                 f"{_VERSION}); rerun the backtest with this mixlaws")
         try:
@@ -253,6 +254,8 @@ class BacktestResult:
             priors = dict(d["priors"])
             if d["version"] == 1:       # written when the discrepancy carried its bias's sign
                 priors.setdefault("carry_bias", True)
+            if d["version"] == 2:       # written when it had a bias term made symmetric
+                priors.setdefault("prior_b", PRIOR_B)
             return cls(pred, status.astype(_STATUS_TYPES),
                        settings=d["settings"], level=d["level"], priors=priors,
                        notes=d["notes"])

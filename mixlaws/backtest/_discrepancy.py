@@ -17,7 +17,8 @@ distance of its mixture to the hull of the fitted mixtures (:func:`mixlaws.fit.m
     \\eta_f \\sim N\\left(0,\\; s_0^2 + s_1^2 \\bar u_f^2\\right), \\qquad
     \\epsilon_{fi} \\sim N\\left(0,\\; w_0^2 + w_1^2 u_{fi}^2 + k^2 h_{fi}^2\\right)
 
-for target ``i`` of backtest fold ``f`` (``u_f`` the fold's mean distance, weighted as the fold's
+(``b = 0`` unless the bias's sign is carried, below) for target ``i`` of backtest fold ``f``
+(``u_f`` the fold's mean distance, weighted as the fold's
 mean error below; a fold's targets lie at nearly one distance): a bias that grows linearly with
 the scale distance; an error shared by the fold's targets (they come from one
 fit), whose spread grows with the distance; and each target's own error (run-to-run noise and
@@ -174,8 +175,8 @@ class Discrepancy:
     Attributes (after ``fit``)
     --------------------------
     n_folds_, n_targets_ : units of evidence and targets used.
-    b_, s0_, s1_, w0_, w1_, k_ : posterior means of ``b``, ``s0``, ``s1``, ``w0``, ``w1``,
-        ``k``.
+    b_, s0_, s1_, w0_, w1_, k_ : posterior means of ``b`` (0 without a bias term), ``s0``,
+        ``s1``, ``w0``, ``w1``, ``k``.
     sigma_within_ : pooled within-fold sd of the errors (a diagnostic: how much of the error
         is run-to-run scatter rather than shared by a fold; 0 when no fold has two targets).
     errors_, distances_, hull_, units_ : the data fitted.

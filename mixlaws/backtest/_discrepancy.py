@@ -44,10 +44,10 @@ Few folds must not make it over-confident, so the parameters get weakly-informat
 relative-error units -- ``b ~ N(0, prior_b^2)`` (when the model has ``b``, below);
 ``s0, w0 ~ HalfNormal(prior_s0)``;
 ``s1, w1 ~ HalfNormal(prior_s1)``; ``k ~ HalfNormal(prior_k)`` (defaults 0.05, 0.02, 0.02,
-0.1: a few per cent per unit of log distance, the typical extrapolation errors of the
-scaling-law literature, and 1 % per 0.1 of the mixture outside the design; ``prior_s1`` was
-0.05 until the out-of-family calibration benchmark showed 98 % coverage of 90 % intervals with
-it, ``benchmarks/backtest_calibration.py --priors``) -- and are integrated out: ``b``
+0.1 -- ``b``'s :data:`PRIOR_B` -- a few per cent per unit of log distance, the typical
+extrapolation errors of the scaling-law literature, and 1 % per 0.1 of the mixture outside
+the design; ``prior_s1`` was 0.05 until the out-of-family calibration benchmark showed 98 %
+coverage of 90 % intervals with it, ``benchmarks/backtest_calibration.py --priors``) -- and are integrated out: ``b``
 analytically (conjugate given the spreads), ``(w0, w1, k, s0, s1)`` on the product of two log
 grids (within: the contrasts' likelihood at each ``(w0, w1, k)`` gives the fold means and
 their variances, which the shared level's likelihood at each ``(s0, s1)`` then uses: the exact
@@ -63,7 +63,7 @@ mean (``bias``) and standard deviation (``sd``, moment-matched); the interval is
 and then the model has no ``b``: a bias the backtests measured is an error that grows with
 the distance, which ``s1`` already is -- the folds' mean errors at their distances estimate
 it, and it widens the interval by about ``s1 u`` on both sides and moves no prediction.
-(Until December 2026 the model kept ``b`` and made its posterior symmetric about 0,
+(Until 2026-12-07 the model kept ``b`` and made its posterior symmetric about 0,
 ``(N(m, V) + N(-m, V)) / 2``: the same widening counted twice, once through ``b`` and once
 through ``s1``, each with its own prior, so that with the few folds at ``u > 0`` a sweep has,
 both priors' mass stayed in the interval.  On the out-of-family calibration benchmark

@@ -16,7 +16,7 @@ and check whether the 90 % discrepancy interval (``Discrepancy.interval``) of th
 backtest-calibrated model contains the new runs' simulated (noisy) losses.  Also printed: the
 same check with a zero-discrepancy interval (only the measured run scatter), for contrast.
 
-Run:  python benchmarks/backtest_calibration.py [--sweeps 30] [--families nested,joint]
+Run:  python benchmarks/backtest_calibration.py [--sweeps 30] [--first-seed 0] [--families nested,joint]
           [--save FILE | --load FILE]   (--load re-evaluates saved sweeps without fitting)
           [--carry-bias] [--concentration A] [--priors B,S0,S1,K]   (variants to compare)
 """
@@ -141,6 +141,8 @@ def evaluate_auto(record: dict, families: list[str], level: float = 0.9,
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sweeps", type=int, default=30)
+    ap.add_argument("--first-seed", type=int, default=0, help="seed of the first sweep (fresh "
+                    "sweeps to check a change chosen on the saved ones)")
     ap.add_argument("--families", default="nested,joint")
     ap.add_argument("--save", metavar="FILE", help="write the per-sweep records (JSON)")
     ap.add_argument("--load", metavar="FILE", help="re-evaluate saved records instead of fitting")
@@ -168,7 +170,7 @@ def main() -> int:
         families = [f for f in families if f in records[0]["log_ratio"]]
     else:
         records = []
-        for seed in range(args.sweeps):
+        for seed in range(args.first_seed, args.first_seed + args.sweeps):
             records.append(one_sweep(seed, families))
             r = records[-1]
             print(f"  sweep {seed}: a = {r['amp']:.4f}; " + "; ".join(

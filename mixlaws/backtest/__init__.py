@@ -4,10 +4,10 @@
 removes it (:func:`make_folds`: largest size out, late checkpoints out, both, mixtures
 out), scores every law family on what was removed (:func:`extrapolation_distance` says how
 far each held-out target lies from the fitted data) and returns a :class:`BacktestResult`,
-whose :meth:`~BacktestResult.discrepancy` is a :class:`Discrepancy`: a stated model of the
-family's error ``log(L_obs / L_pred)`` as a function of the distance ``u`` (an error shared by a
-fold's targets and each target's own, both growing with ``u``; optionally a bias ``b u``), which carries
-the errors measured at small distances to the target's.  :class:`AveragedMixingLaw` stacks the
+whose :meth:`~BacktestResult.discrepancy` is a :class:`Discrepancy`: a stated model of the family's
+error ``log(L_obs / L_pred)`` as a function of the distance ``u`` (an error shared by a fold's
+targets and each target's own, both growing with ``u``; optionally a bias ``b u``), which carries
+the errors measured at small distances to the target's. :class:`AveragedMixingLaw` stacks the
 families and calibrates the stacked prediction the same way (:func:`stacked_discrepancy`).
 """
 

@@ -41,23 +41,22 @@ the out-of-family calibration benchmark it covered 97 % (nested) / 93 % (joint) 
 with 90 % intervals; see ``benchmarks/backtest_calibration.py`` for this model's figures.)
 
 Few folds must not make it over-confident, so the parameters get weakly-informative priors in
-relative-error units -- ``b ~ N(0, prior_b^2)`` (when the model has ``b``, below);
-``s0, w0 ~ HalfNormal(prior_s0)``;
-``s1, w1 ~ HalfNormal(prior_s1)``; ``k ~ HalfNormal(prior_k)`` (defaults 0.05, 0.02, 0.02,
-0.1 -- ``b``'s :data:`PRIOR_B` -- a few per cent per unit of log distance, the typical
-extrapolation errors of the scaling-law literature, and 1 % per 0.1 of the mixture outside
-the design; ``prior_s1`` was 0.05 until the out-of-family calibration benchmark showed 98 %
-coverage of 90 % intervals with it, ``benchmarks/backtest_calibration.py --priors``) -- and are integrated out: ``b``
-analytically (conjugate given the spreads), ``(w0, w1, k, s0, s1)`` on the product of two log
-grids (within: the contrasts' likelihood at each ``(w0, w1, k)`` gives the fold means and
-their variances, which the shared level's likelihood at each ``(s0, s1)`` then uses: the exact
-joint posterior, not a plug-in; within points that the contrasts alone put below
-``_PRUNE`` of the best are left out).  For prediction the within level is moment-matched at
+relative-error units -- ``b ~ N(0, prior_b^2)`` (when the model has ``b``, below); ``s0, w0 ~
+HalfNormal(prior_s0)``; ``s1, w1 ~ HalfNormal(prior_s1)``; ``k ~ HalfNormal(prior_k)`` (defaults
+0.05, 0.02, 0.02, 0.1 -- ``b``'s :data:`PRIOR_B` -- a few per cent per unit of log distance, the
+typical extrapolation errors of the scaling-law literature, and 1 % per 0.1 of the mixture
+outside the design; ``prior_s1`` was 0.05 until the out-of-family calibration benchmark showed
+98 % coverage of 90 % intervals with it, ``benchmarks/backtest_calibration.py --priors``) -- and
+are integrated out: ``b`` analytically (conjugate given the spreads), ``(w0, w1, k, s0, s1)`` on
+the product of two log grids (within: the contrasts' likelihood at each ``(w0, w1, k)`` gives
+the fold means and their variances, which the shared level's likelihood at each ``(s0, s1)``
+then uses: the exact joint posterior, not a plug-in; within points that the contrasts alone
+put below ``_PRUNE`` of the best are left out).  For prediction the within level is moment-matched at
 each shared grid point (its posterior is narrow; on RedPajama's backtests the quantiles equal
 the full mixture's to 4 digits), so a prediction costs one small mixture.  The predictive
-distribution of ``e`` at ``(u, h)`` is that posterior mixture of normals, summarised by its
-mean (``bias``) and standard deviation (``sd``, moment-matched); the interval is
-``L_pred exp(q)`` with ``q`` its exact central quantiles.  With no folds it is the prior; each fold shrinks it.
+distribution of ``e`` at ``(u, h)`` is that posterior mixture of normals, summarised by its mean
+(``bias``) and standard deviation (``sd``, moment-matched); the interval is ``L_pred exp(q)``
+with ``q`` its exact central quantiles. With no folds it is the prior; each fold shrinks it.
 
 **The sign of the bias is not carried to the target** (``carry_bias=False``, the default),
 and then the model has no ``b``: a bias the backtests measured is an error that grows with
@@ -372,7 +371,7 @@ class Discrepancy:
         order = np.argsort(w)[::-1]   # the grid points holding all but 1e-7 of the mass
         keep = order[:int(np.searchsorted(np.cumsum(w[order]), 1.0 - 1e-7)) + 1]
         w, mu, sd = w[keep] / w[keep].sum(), mu[keep], np.sqrt(var[keep] + 1e-18)
-        if not self.carry_bias:        # each grid point's bias with either sign, half each
+        if not self.carry_bias and self._tau2() > 0:   # each point's bias with either sign
             mu, sd, w = np.vstack([mu, -mu]), np.vstack([sd, sd]), np.r_[w, w] / 2
         return tuple(mixture_quantile(mu.T, sd.T, w, q)[inv].reshape(np.shape(u))
                      for q in (0.5 - level / 2, 0.5 + level / 2))

@@ -5,10 +5,10 @@ holds out whole runs and leaves the others untouched -- the k ``mixtures`` parts
 per-run step laws, ``largest-size`` -- in families whose estimator offers ``without_runs``
 (the nested families): their step laws are fitted once on the full table and each such fold
 forgets its held-out runs, so only the size and mixing stages are refitted, from their own
-starts (``without_runs(warm=False)``): started from the full fit's mixing stage, which had
-seen the held-out runs, the leave-mixtures-out predictions moved by up to 0.43 %
-(RedPajama) and 0.29 % (Ye et al.'s 5-group table), and their mean error was 2-4 %
-(relative) smaller.  For ``nested`` (``tie_beta="run"``) this equals refitting (each run's step law depends on its own
+starts (``without_runs(warm=False)``): started from the full fit's mixing stage, which had seen the
+held-out runs, the leave-mixtures-out predictions moved by up to 0.43 % (RedPajama) and 0.29 % (Ye
+et al.'s 5-group table), and their mean error was 2-4 % (relative) smaller. For ``nested``
+(``tie_beta="run"``) this equals refitting (each run's step law depends on its own
 checkpoints only); for ``nested-tied`` the shared step exponent still includes the held-out
 runs' checkpoints (one number fitted to every run), which the result's notes state for the
 ``mixtures`` parts, and ``largest-size`` is refitted (the held-out size would inform the

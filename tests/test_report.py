@@ -11,6 +11,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mixlaws.fit import load_model
 from mixlaws.cli import main
@@ -284,3 +286,25 @@ def test_joint_run_writes_report_with_summary(sweep_path, tmp_path):
     assert all(got[f"optimum.{s}"] == pytest.approx(v, abs=5e-5) for s, v in mix["mixture"].items())
     assert set(_images(html)) == {"mixture", "domains", "tokens"}
     assert "Law family: joint" in html and "id='fit-report'" in html
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.text(st.characters(categories=("L", "N", "P")), min_size=1,
+                                 max_size=25), min_size=3, max_size=3), min_size=1, max_size=6))
+def test_text_table_cells_never_touch(rows):
+    """Wide cells (a value ± its error can be 22 characters) widen their column instead of
+    running into the next one, as fixed widths did in the joint law's parameter table."""
+    from mixlaws.report._text import columns
+
+    header = ["domain", "c", "k"]
+    lines = columns(header, rows, indent=4)
+    assert len(lines) == len(rows) + 1
+    for line, cells in zip(lines, [header] + rows):
+        assert line.startswith("    " + cells[0])
+        rest = line[4 + max(len(r[0]) for r in [header] + rows):]
+        # every cell after the first is right-aligned after at least two spaces
+        pos = 0
+        for cell in cells[1:]:
+            at = rest.index(cell, pos)
+            assert rest[at - 2:at] == "  "
+            pos = at + len(cell)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._text import _pm, stage_report
+from ._text import _pm, columns, stage_report
 
 __all__ = ["joint_fit_report"]
 
@@ -38,12 +38,12 @@ def joint_fit_report(model: Any, target: Any = None) -> str:
     lines.append(stage_report(s))
     p, e = s.params, s.stderr
     amp = ("A", "B") if "A" in p else ("a", "b")
-    head = "".join(f"{n:>20}" for n in ("c", "k", amp[0], "alpha", amp[1], "beta"))
-    lines.append(f"  [[parameters per domain]]\n    {'domain':<18}{head}")
-    for i, lab in enumerate(s.labels):
-        cells = [_pm(float(p[n][i]), float(e[n][i])) if n in e else f"{float(p[n][i]):.6g}"
-                 for n in ("c", "k", amp[0], "alpha", amp[1], "beta")]
-        lines.append(f"    {lab[:18]:<18}" + "".join(f"{c:>20}" for c in cells))
+    names = ("c", "k", amp[0], "alpha", amp[1], "beta")
+    lines.append("  [[parameters per domain]]")
+    lines += columns(("domain",) + names,
+                     [[lab[:18]] + [_pm(float(p[n][i]), float(e[n][i])) if n in e
+                                    else f"{float(p[n][i]):.6g}" for n in names]
+                      for i, lab in enumerate(s.labels)])
     if "p" in p:
         lines.append("    mixture effects on the size (p) and data (q) amplitudes, per source: "
                      f"max |p| {np.abs(p['p']).max():.3g}, max |q| {np.abs(p['q']).max():.3g}")

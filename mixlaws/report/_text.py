@@ -10,6 +10,8 @@ every warning.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from ..fit import NestedMixingLaw, TargetFit
@@ -22,6 +24,16 @@ def _pm(v: float, e: float) -> str:
     if not np.isfinite(e):
         return f"{v:.6g} (stderr n/a)"
     return f"{v:.6g} ± {e:.2g}"
+
+
+def columns(header: Sequence[str], rows: Sequence[Sequence[str]], indent: int = 4) -> list[str]:
+    """Lines of a text table: the first column left-aligned, the others right-aligned, each as
+    wide as its widest cell and two spaces apart (cells never run into each other)."""
+    table = [list(header)] + [list(r) for r in rows]
+    widths = [max(len(r[j]) for r in table) for j in range(len(header))]
+    return [" " * indent + "  ".join([r[0].ljust(widths[0])]
+                                     + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]).rstrip()
+            for r in table]
 
 
 def _range(name: str, v: np.ndarray) -> str:
@@ -58,21 +70,19 @@ def stage_report(s: StageFit, *, sources: tuple[str, ...] = ()) -> str:
         K = s.params["a"].shape[1]
         lines.append(f"  [[parameters per domain]]  c, then a_k and t_k for each of the {K} terms "
                      "(t_kj < 0: source j lowers term k)")
-        head = "".join(f"{x[:9]:>10}" for x in sources)
-        lines.append(f"    {'domain':<18}{'c / a_k':>18}{head}")
+        rows = []
         for i, lab in enumerate(s.labels):
-            lines.append(f"    {lab[:18]:<18}{_pm(s.params['c'][i], s.stderr['c'][i]):>18}")
-            for j in range(K):
-                t = "".join(f"{v:>10.3f}" for v in s.params["t"][i, j])
-                lines.append(f"    {'  term %d' % (j + 1):<18}{s.params['a'][i, j]:>18.4g}{t}")
+            rows.append([lab[:18], _pm(s.params['c'][i], s.stderr['c'][i])] + [""] * len(sources))
+            rows += [[f"  term {j + 1}", f"{s.params['a'][i, j]:.4g}"]
+                     + [f"{v:.3f}" for v in s.params["t"][i, j]] for j in range(K)]
+        lines += columns(["domain", "c / a_k"] + [x[:9] for x in sources], rows)
     elif s.stage == "mixing":
         lines.append("  [[parameters per domain]]  c, k and t_j (t_j < 0: source j helps)")
-        head = "".join(f"{x[:9]:>10}" for x in sources)
-        lines.append(f"    {'domain':<18}{'c':>18}{'k':>18}{head}")
-        for i, lab in enumerate(s.labels):
-            t = "".join(f"{v:>10.3f}" for v in s.params["t"][i])
-            lines.append(f"    {lab[:18]:<18}{_pm(s.params['c'][i], s.stderr['c'][i]):>18}"
-                         f"{_pm(s.params['k'][i], s.stderr['k'][i]):>18}{t}")
+        lines += columns(["domain", "c", "k"] + [x[:9] for x in sources],
+                         [[lab[:18], _pm(s.params["c"][i], s.stderr["c"][i]),
+                           _pm(s.params["k"][i], s.stderr["k"][i])]
+                          + [f"{v:.3f}" for v in s.params["t"][i]]
+                          for i, lab in enumerate(s.labels)])
     elif s.stage == "implicit":
         lines.append(f"    c      {_pm(s.params['c'][0], s.stderr['c'][0])}")
         for j, a in enumerate(s.params["a"][0]):

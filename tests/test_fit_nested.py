@@ -472,3 +472,49 @@ def test_mixing_stage_closed_form_normal_equations_equal_the_differentiated_ones
     scale = float(jnp.max(jnp.abs(H))) + 1e-300
     np.testing.assert_allclose(g, J.T @ psi / 1e-3, rtol=1e-9, atol=1e-9 * scale)
     np.testing.assert_allclose(H, (J * omega[:, None]).T @ J / 1e-6, rtol=1e-9, atol=1e-9 * scale)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5000))
+def test_padding_buckets_round_up_by_at_most_a_quarter(n):
+    from mixlaws.fit._engine import _fine_bucket, _row_bucket
+
+    for bucket in (_fine_bucket(n), _row_bucket(n)):
+        assert bucket >= max(n, 8)
+    assert _fine_bucket(n) <= max(8, 1.25 * n)
+    assert _row_bucket(n) <= max(8, 2 * n if n <= 64 else 1.25 * n)
+    assert _fine_bucket(_fine_bucket(n)) == _fine_bucket(n)      # buckets are fixed points
+
+
+def test_padded_solve_is_the_unpadded_one():
+    """``pad=True`` solves a problem padded to bucketed sizes (copies of the last group, rows
+    of weight 0) and returns the unpadded problem's solution, residuals trimmed."""
+    import jax.numpy as jnp
+
+    from mixlaws.fit._stages import _mixing_residual
+
+    rng = np.random.default_rng(5)
+    G, n, M = 11, 23, 4                          # pads to 12 groups x 32 rows
+    H = sum_zero_basis(M)
+    R = rng.dirichlet(np.ones(M), n)
+    RH = R @ H
+    c, k, t = rng.uniform(1.5, 2.5, G), rng.uniform(0.2, 0.8, G), rng.normal(0, 1, (G, M))
+    y = np.stack([mixing_law(RH, c[g], k[g], t[g] @ H) for g in range(G)])
+    y = y * np.exp(rng.normal(0, 0.01, y.shape))
+    w = (rng.uniform(size=(G, n)) > 0.1).astype(float)          # some masked cells too
+    bounds = np.zeros((G, M + 1, 2))
+    bounds[:, 0] = np.stack([np.zeros(G), y.min(1)], -1)
+    bounds[:, 1] = [-30.0, 5.0]
+    bounds[:, 2:] = [-50.0, 50.0]
+    starts = np.zeros((2, G, M + 1))
+    starts[:, :, 0] = 0.9 * y.min(1)
+    starts[1, :, 2:] = rng.normal(0, 1, (G, M - 1))
+    data = (jnp.broadcast_to(jnp.asarray(RH), (G, n, M - 1)), jnp.asarray(y))
+    plain = solve_groups(_mixing_residual, data, w, bounds, starts)
+    padded = solve_groups(_mixing_residual, data, w, bounds, starts, pad=True)
+    assert padded.theta.shape == (G, M + 1) and padded.residuals.shape == (G, n)
+    assert padded.cov.shape == (G, M + 1, M + 1) and padded.sigma2.shape == (G,)
+    np.testing.assert_allclose(padded.objective, plain.objective, rtol=1e-9)
+    np.testing.assert_allclose(padded.theta, plain.theta, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(padded.residuals, plain.residuals, atol=1e-8)
+    np.testing.assert_allclose(padded.sigma2, plain.sigma2, rtol=1e-6)

@@ -424,6 +424,45 @@ def _bucket(n: int) -> int:
     return max(8, 1 << int(np.ceil(np.log2(max(n, 1)))))
 
 
+def _fine_bucket(n: int) -> int:
+    """``n`` rounded up to 8, 10, 12, 14 x a power of two (at least 8): four sizes an octave,
+    at most 25 % padding -- the full batch of a problem, and the rows of large problems."""
+    if n <= 8:
+        return 8
+    e = 1 << (int(np.ceil(np.log2(n))) - 4)        # n in (8e, 16e]
+    return int(-(-n // (2 * e)) * 2 * e)
+
+
+def _row_bucket(n: int) -> int:
+    """Row count of a padded problem (:func:`solve_groups`'s ``pad``): the next power of two
+    up to 64 rows (at least 8; padding small problems costs nothing), then :func:`_fine_bucket`."""
+    return _bucket(n) if n <= 64 else _fine_bucket(n)
+
+
+def _pad_problem(data: Any, weights: np.ndarray, bounds: np.ndarray,
+                 starts: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """The problem with groups padded to :func:`_fine_bucket` (copies of the last group) and
+    rows to :func:`_row_bucket` (copies of the last row, weight 0): problems whose sizes
+    share a bucket share compiled programs.  Data leaves of two or more axes whose second
+    axis has the weights' length are rows; the others are per group."""
+    G, n = weights.shape
+    dG, dn = _fine_bucket(G) - G, _row_bucket(n) - n
+
+    def pad(a: Any, rows: bool) -> Any:
+        xp = jnp if isinstance(a, jax.Array) else np
+        widths = [(0, dG)] + [(0, 0)] * (np.ndim(a) - 1)
+        if rows:
+            widths[1] = (0, dn)
+        return xp.pad(a, widths, mode="edge")
+
+    data = jax.tree.map(lambda a: pad(a, np.ndim(a) >= 2 and np.shape(a)[1] == n), data)
+    weights = np.pad(np.pad(np.asarray(weights, float), [(0, 0), (0, dn)]), [(0, dG), (0, 0)],
+                     mode="edge")
+    bounds = np.pad(bounds, [(0, dG), (0, 0), (0, 0)], mode="edge")
+    starts = np.pad(starts, [(0, 0), (0, dG), (0, 0)], mode="edge")
+    return data, weights, bounds, starts
+
+
 def _write_back(full: list[np.ndarray] | None, state: tuple, rows: np.ndarray,
                 real: np.ndarray) -> list[np.ndarray]:
     """The full-batch numpy state with the working slots that hold their own group written
@@ -514,6 +553,7 @@ def solve_groups(
     max_iter: int = 2000,
     structure: JacobianStructure | None = None,
     agree: int | None = None,
+    pad: bool = False,
 ) -> GroupSolution:
     """Fit every group from every start (or until the starts agree); keep the best per group.
 
@@ -536,7 +576,16 @@ def solve_groups(
         Later starts run only on the groups still undecided (a batch padded to
         :func:`_bucket`), so one domain with two basins does not cost every domain all
         starts. The starts are taken in the order given, so put the cheapest first.
+    pad : solve the problem padded to bucketed sizes (:func:`_pad_problem`), so that folds
+        and tables of nearby sizes reuse one compiled program instead of compiling their own
+        (0.1-0.5 s each on 2 cores; a backtest compiles one set per fold).  Only for data
+        whose leaves of two or more axes all hold rows on their second axis, matching
+        ``weights``.  The padded rows have weight 0 and the padded groups are copies: the
+        solution is that of the unpadded problem up to rounding.
     """
+    G0, n0 = np.shape(weights)
+    if pad:
+        data, weights, bounds, starts = _pad_problem(data, weights, bounds, starts)
     struct = None if structure is None else structure.arrays()
     lo = jnp.asarray(bounds[..., 0])
     hi = jnp.asarray(bounds[..., 1])
@@ -574,11 +623,13 @@ def solve_groups(
             hits = np.where(tie, hits + 1, np.where(better, 1, hits))
             best = (np.where(better[:, None], cand[0], best[0]), np.where(better, cand[1], best[1]),
                     np.where(better, cand[2], best[2]))
-    theta, F, dec = best
+    theta, F, dec = (a[:G0] for a in best)
     if not np.all(np.isfinite(F)):
         bad = np.flatnonzero(~np.isfinite(F)).tolist()
         raise FitError(f"no start gave a finite objective for groups {bad[:10]}", groups=bad)
-    cov, s2, r = (np.asarray(a) for a in _covariance(residual, jnp.asarray(theta), data, w, lo, hi))
+    cov, s2, r = (np.asarray(a)[:G0] for a in _covariance(residual, jnp.asarray(best[0]), data, w,
+                                                             lo, hi))
+    r, bounds = r[:, :n0], bounds[:G0]
     span = 1e-9 * (1.0 + np.abs(bounds[..., 1] - bounds[..., 0]))
     side = np.where(theta <= bounds[..., 0] + span, -1, 0) + np.where(
         theta >= bounds[..., 1] - span, 1, 0)

@@ -241,7 +241,7 @@ class JointMixingLaw(Estimator):
         bounds, starts = self._joint_starts(Y, M)
         residual = _scale_residual if M == 1 else _joint_residual
         sol = solve_groups(residual, data, W, bounds, starts, delta=self.delta,
-                           agree=AGREE_STARTS)
+                           agree=AGREE_STARTS, pad=True)
         return sol, H
 
     def _joint_starts(self, Y: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray]:

@@ -401,7 +401,7 @@ def fit_size_stage(
     def solve(idx: np.ndarray, log_alpha: float, P: int, exps: np.ndarray) -> GroupSolution:
         data = (jnp.asarray(x[idx]), jnp.asarray(y[idx]), jnp.full(idx.size, log_alpha))
         return solve_groups(_size_residual, data, w[idx], subproblem(idx, P),
-                            starts_for(idx, exps, P), delta=delta)
+                            starts_for(idx, exps, P), delta=delta, pad=True)
 
     theta = np.zeros((G, 2))
     alpha = np.zeros(G)
@@ -506,7 +506,7 @@ def fit_mixing_stage(
     data = (jnp.broadcast_to(jnp.asarray(RH), (nd,) + RH.shape), jnp.asarray(y))
     weights = np.ones((nd, n))
     sol = solve_groups(_mixing_residual, data, weights, bounds, theta0, delta=delta,
-                       agree=AGREE_STARTS)
+                       agree=AGREE_STARTS, pad=True)
     params = mixing_params(sol.theta, H)
     k = params["k"]
     cov = sol.cov
@@ -575,7 +575,7 @@ def _fit_sum_law(mixtures: np.ndarray, losses: np.ndarray, K: int, *, delta: flo
     theta0 = np.clip(theta0, bounds[None, ..., 0], bounds[None, ..., 1])
     data = (jnp.broadcast_to(jnp.asarray(RH), (G,) + RH.shape), jnp.asarray(y))
     weights = np.ones((G, n))
-    sol = solve_groups(_implicit_residual, data, weights, bounds, theta0, delta=delta)
+    sol = solve_groups(_implicit_residual, data, weights, bounds, theta0, delta=delta, pad=True)
     th = sol.theta
     params = {"c": th[:, 0].copy(), "a": th[:, 1:1 + K].copy(),
               "t": th[:, 1 + K:].reshape(G, K, M - 1) @ H.T}

@@ -125,5 +125,5 @@ def mixing_refit(RH: np.ndarray, Yhat: np.ndarray, th: np.ndarray, resp: np.ndar
     start[0, :, 0] = np.minimum(start[0, :, 0], 0.999 * ymin)
     data = (jnp.broadcast_to(jnp.asarray(RH), (G,) + RH.shape), jnp.asarray(ys))
     sol = solve_groups(_mixing_residual, data, np.ones((G, n)), bounds, start, delta=delta,
-                       max_iter=300)
+                       max_iter=300, pad=True)
     return sol.theta.reshape(S, nd, P), np.broadcast_to(sig, (S, nd))

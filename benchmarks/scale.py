@@ -11,13 +11,16 @@ Shapes (sources x domains x runs x checkpoints; simulated ones from :mod:`mixlaw
 =============  =========================================================================
 
 Every command runs in its own process (``python -m mixlaws.cli``; wall time includes the
-import and JAX compilation); peak memory is that process's maximum resident set
+import and JAX tracing).  ``--cache cold`` (default) turns the persistent compilation cache
+off (``MIXLAWS_COMPILE_CACHE=off``): every XLA program is compiled, as on a user's first
+command; ``--cache warm`` gives the children a private cache and times each command's second
+run, as a user's later commands on a table of that shape.  Peak memory is that process's maximum resident set
 (``os.wait4``). ``run`` writes the HTML report. Prints a Markdown table, the growth of each
 command's time with the number of loss cells (log-log slope between consecutive shapes), and
 saves a log-log figure ``benchmarks/scale.png`` and the figures as ``benchmarks/scale.json``.
 
 Run:  python benchmarks/scale.py [--shapes ye-sim,swarm] [--skip sample] [--device cpu|gpu]
-                                 [--timeout 600] [--profile run]
+                                 [--cache cold|warm] [--timeout 600] [--profile run]
 ``--profile CMD`` runs that command under cProfile and prints the top functions.
 """
 
@@ -138,13 +141,15 @@ def measure(shape: Shape, args: argparse.Namespace, tmp: str, env: dict[str, str
     target = ["--params", f"{N:g}", "--tokens", f"{D:g}"]
     extra += ["--law", args.law]
     fit = os.path.join(tmp, f"{shape.name}.fit.json")
-    row = {"shape": shape.name, "label": shape.label, "cells": shape.cells}
+    row = {"shape": shape.name, "label": shape.label, "cells": shape.cells, "cache": args.cache}
     plan = {"fit": ["--quiet", "fit", table, *extra, "-o", fit],
             "run": ["--quiet", "run", table, *extra, *target, "-o", os.path.join(tmp, shape.name)],
             "sample": ["--quiet", "sample", fit, *target]}
     for cmd in COMMANDS:
         if cmd in args.skip or (cmd == "sample" and "fit" in args.skip):
             continue
+        if args.cache == "warm":              # fill the cache: the timed run is the second
+            child(plan[cmd], env, args.timeout)
         prof = os.path.join(tmp, f"{shape.name}.{cmd}.prof") if cmd == args.profile else None
         dt, gb, rc, err = child(plan[cmd], env, args.timeout, prof)
         row[cmd] = {"seconds": dt, "peak_gb": gb, "exit": rc}
@@ -218,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per command")
     ap.add_argument("--law", default="nested", help="law family of fit/run (sample needs a nested "
                     "one; the default of the CLI, auto, adds a backtest: about 10x a nested fit)")
+    ap.add_argument("--cache", choices=("cold", "warm"), default="cold",
+                    help="compilation cache off (cold, default: a first run) or filled by an "
+                         "untimed run of each command first (warm)")
     ap.add_argument("--profile", choices=COMMANDS, help="profile this command (cProfile)")
     ap.add_argument("--no-figure", action="store_true", help="do not write scale.png/scale.json")
     args = ap.parse_args(argv)
@@ -233,9 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     import jax
 
     print(f"jax {jax.__version__}; children on JAX_PLATFORMS={env.get('JAX_PLATFORMS', '(default)')}; "
-          f"{os.cpu_count()} cores", flush=True)
+          f"{os.cpu_count()} cores; compilation cache {args.cache}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        env["MIXLAWS_COMPILE_CACHE"] = ("off" if args.cache == "cold"
+                                        else os.path.join(tmp, "jax-cache"))
         for name in names:
             shape = SHAPES[name]
             if name == "redpajama":

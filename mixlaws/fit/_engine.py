@@ -381,15 +381,18 @@ def _linearise(residual: ResidualFn, theta: jax.Array, d: Any, w: jax.Array, lo:
 
 @partial(jax.jit, static_argnums=(0,))
 def _lm_step(residual: ResidualFn, theta: jax.Array, F: jax.Array, lam: jax.Array, data: Any,
-             weights: jax.Array, lo: jax.Array, hi: jax.Array, delta: float, structure: Any):
-    """One damped, projected Levenberg-Marquardt step for every group."""
+             weights: jax.Array, lo: jax.Array, hi: jax.Array, delta: float, structure: Any,
+             move: Any = True):
+    """One damped, projected Levenberg-Marquardt step for every group, and the Newton
+    decrement where it starts.  ``move=False`` (a traced flag: the same program) keeps
+    ``theta`` and ``F``: the decrement of a final state, without a program of its own."""
     def one(theta, F, lam, d, w, lo_g, hi_g):
         gf, diag, solve, dec = _linearise(residual, theta, d, w, lo_g, hi_g, delta, structure)
         step = -solve(lam * (diag + 1e-12 * jnp.sum(diag) / theta.size))
         step = jnp.where(jnp.isfinite(step), step, 0.0)
         cand = jnp.clip(theta + step, lo_g, hi_g)
         Fc = _objective(residual, cand, d, w, delta)
-        ok = jnp.isfinite(Fc) & (Fc <= F)
+        ok = jnp.isfinite(Fc) & (Fc <= F) & move
         theta = jnp.where(ok, cand, theta)
         F = jnp.where(ok, Fc, F)
         lam = jnp.where(ok, jnp.maximum(lam / 3.0, 1e-12), jnp.minimum(lam * 4.0, 1e16))
@@ -399,14 +402,10 @@ def _lm_step(residual: ResidualFn, theta: jax.Array, F: jax.Array, lam: jax.Arra
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _lm_state(residual: ResidualFn, theta: jax.Array, data: Any, weights: jax.Array,
-              lo: jax.Array, hi: jax.Array, delta: float,
-              structure: Any) -> tuple[jax.Array, jax.Array]:
-    """Objective and Newton decrement of every group."""
-    F = jax.vmap(lambda t, d, w: _objective(residual, t, d, w, delta))(theta, data, weights)
-    dec = jax.vmap(lambda t, d, w, lo_g, hi_g: _linearise(
-        residual, t, d, w, lo_g, hi_g, delta, structure)[3])(theta, data, weights, lo, hi)
-    return F, dec
+def _objectives(residual: ResidualFn, theta: jax.Array, data: Any, weights: jax.Array,
+                delta: float) -> jax.Array:
+    """Objective of every group (a small program: no derivatives)."""
+    return jax.vmap(lambda t, d, w: _objective(residual, t, d, w, delta))(theta, data, weights)
 
 
 AGREE_RTOL = 1e-9
@@ -489,15 +488,16 @@ def _lm(residual: ResidualFn, theta: jax.Array, data: Any, weights: jax.Array, l
     The loop runs in Python around a compiled step (``lax.while_loop`` around
     this body deadlocks intermittently in the XLA CPU runtime of jax 0.10).
     """
-    F, dec = _lm_state(residual, theta, data, weights, lo, hi, delta, structure)
-    state = (theta, F, jnp.full(theta.shape[0], 1e-3), dec)    # theta, F, lambda, decrement
+    F = _objectives(residual, theta, data, weights, delta)
+    lam = jnp.full(theta.shape[0], 1e-3, dtype=jnp.float64)   # not weakly typed: one program
+    state = (theta, F, lam, jnp.full_like(lam, jnp.inf))    # theta, F, lambda, decrement
     batch = (data, weights, lo, hi)
     full = None                                    # numpy state of every group, once shrunk
     rows = np.arange(theta.shape[0])               # full-batch index of each working slot
     real = np.ones(theta.shape[0], bool)           # slot holds its own group (not a copy)
     it = 0
     while it < max_iter:
-        state = _lm_step(residual, *state[:3], *batch, delta, structure)
+        state = _lm_step(residual, *state[:3], *batch, delta, structure, True)
         it += 1
         if it % 5 == 0:
             F_, lam_, dec_ = (np.asarray(a) for a in state[1:])
@@ -514,8 +514,12 @@ def _lm(residual: ResidualFn, theta: jax.Array, data: Any, weights: jax.Array, l
                 real = np.arange(len(rows)) < n_act
                 state = tuple(jnp.asarray(a[rows]) for a in full)
                 batch = jax.tree.map(lambda a: jnp.asarray(a)[rows], (data, weights, lo, hi))
-    theta = state[0] if full is None else jnp.asarray(_write_back(full, state, rows, real)[0])
-    F, dec = _lm_state(residual, theta, data, weights, lo, hi, delta, structure)
+    if full is not None:
+        state = tuple(jnp.asarray(a) for a in _write_back(full, state, rows, real))
+    theta, F = state[:2]
+    # the decrement at the final point: the step's program, not moving (no second program)
+    dec = _lm_step(residual, theta, F, state[2], data, weights, lo, hi, delta, structure,
+                   False)[3]
     return theta, F, dec, it
 
 

@@ -22,7 +22,8 @@ jax.config.update("jax_enable_x64", True)
 __all__ = ["x64_enabled", "use_compile_cache", "default_cache_dir", "CACHE_ENV", "CACHE_MAX_BYTES"]
 
 CACHE_ENV = "MIXLAWS_COMPILE_CACHE"
-"""Environment variable: the cache directory, or ``off`` (also ``0``, ``no``, empty) for none."""
+"""Environment variable: the cache directory; ``off`` (also ``0``, ``no``, ``false``, empty) for
+none; ``on`` (also ``1``, ``yes``, ``true``) for :func:`default_cache_dir`."""
 
 CACHE_MAX_BYTES = 2 * 1024**3
 """Size bound of the default cache: least recently used programs are evicted beyond 2 GiB."""
@@ -44,7 +45,7 @@ def use_compile_cache(path: str | os.PathLike | None = None) -> Path | None:
 
     The directory is, in order: ``path``; a cache JAX was already given
     (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``), which is left as it is;
-    ``$MIXLAWS_COMPILE_CACHE`` (``off`` disables); :func:`default_cache_dir`.
+    ``$MIXLAWS_COMPILE_CACHE`` (``off`` disables, ``on`` means the default); :func:`default_cache_dir`.
     Programs are cached whatever their compile time (mixlaws compiles many small
     ones). A directory that cannot be created means no cache, not an error.
     The cache holds executable code: JAX's documentation warns not to share
@@ -63,6 +64,8 @@ def use_compile_cache(path: str | os.PathLike | None = None) -> Path | None:
         env = os.environ.get(CACHE_ENV)
         if env is not None and env.strip().lower() in ("", "0", "off", "no", "false"):
             return None
+        if env is not None and env.strip().lower() in ("1", "on", "yes", "true"):
+            env = None                 # a switch, not a directory named "on" in the cwd
         path = env or default_cache_dir()
     path = Path(path)
     try:

@@ -27,12 +27,15 @@ def _probe(tmp_path, **env):
     return out.stdout.strip()
 
 
-@pytest.mark.parametrize("setting", [None, "custom", "off"])
-def test_cache_directory_default_override_and_off(tmp_path, setting):
+@pytest.mark.parametrize("setting", [None, "custom", "off", "on"])
+def test_cache_directory_default_override_and_off(tmp_path, setting, monkeypatch):
+    monkeypatch.chdir(tmp_path)          # "on" must not become a directory ./on
     env = {} if setting is None else {"MIXLAWS_COMPILE_CACHE": str(tmp_path / "c")
-                                      if setting == "custom" else "off"}
+                                      if setting == "custom" else setting}
     printed = _probe(tmp_path, **env)
-    where = {None: tmp_path / "xdg" / "mixlaws" / "jax", "custom": tmp_path / "c"}.get(setting)
+    default = tmp_path / "xdg" / "mixlaws" / "jax"
+    where = {None: default, "on": default, "custom": tmp_path / "c"}.get(setting)
+    assert not (tmp_path / "on").exists()
     if where is None:
         assert printed == "None" and not (tmp_path / "xdg").exists()
     else:

@@ -14,10 +14,11 @@ Every command runs in its own process (``python -m mixlaws.cli``; wall time incl
 import and JAX tracing).  ``--cache cold`` (default) turns the persistent compilation cache
 off (``MIXLAWS_COMPILE_CACHE=off``): every XLA program is compiled, as on a user's first
 command; ``--cache warm`` gives the children a private cache and times each command's second
-run, as a user's later commands on a table of that shape.  Peak memory is that process's maximum resident set
-(``os.wait4``). ``run`` writes the HTML report. Prints a Markdown table, the growth of each
-command's time with the number of loss cells (log-log slope between consecutive shapes), and
-saves a log-log figure ``benchmarks/scale.png`` and the figures as ``benchmarks/scale.json``.
+run, as a user's later commands on a table of that shape.  Peak memory is that process's
+maximum resident set (``os.wait4``). ``run`` writes the HTML report. Prints a Markdown table,
+the growth of each command's time with the number of loss cells (log-log slope between
+consecutive shapes), and saves a log-log figure ``benchmarks/scale.png`` and the figures as
+``benchmarks/scale.json``.
 
 Run:  python benchmarks/scale.py [--shapes ye-sim,swarm] [--skip sample] [--device cpu|gpu]
                                  [--cache cold|warm] [--timeout 600] [--profile run]

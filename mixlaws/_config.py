@@ -45,7 +45,8 @@ def use_compile_cache(path: str | os.PathLike | None = None) -> Path | None:
 
     The directory is, in order: ``path``; a cache JAX was already given
     (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``), which is left as it is;
-    ``$MIXLAWS_COMPILE_CACHE`` (``off`` disables, ``on`` means the default); :func:`default_cache_dir`.
+    ``$MIXLAWS_COMPILE_CACHE`` (``off`` disables, ``on`` means the default);
+    :func:`default_cache_dir`.
     Programs are cached whatever their compile time (mixlaws compiles many small
     ones). A directory that cannot be created means no cache, not an error.
     The cache holds executable code: JAX's documentation warns not to share

@@ -92,3 +92,36 @@ def test_a_far_optimum_is_warned_about_and_the_trust_region_avoids_it(narrow_swe
     assert d["unconstrained"]["mixture"] == pytest.approx(free.mixture, abs=1e-6)
     assert any(a.startswith("max_extrapolation.") for a in d["active_constraints"])
     json.dumps(d, allow_nan=False)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_hull_distance_by_the_dual_equals_the_primal_and_threads_change_nothing(seed,
+                                                                               monkeypatch):
+    """The dual LP gives the primal's ``min ½ ||r - X^T lam||_1`` (written out here), for
+    mixtures inside the hull (0), on it and outside; the threaded loop over targets gives the
+    same distances as the sequential one."""
+    from scipy.optimize import linprog
+
+    from mixlaws.fit import _extrapolation
+
+    rng = np.random.default_rng(seed)
+    M, n = int(rng.integers(3, 12)), int(rng.integers(15, 60))
+    X = rng.dirichlet(np.full(M, 0.7), n)
+    R = np.vstack([rng.dirichlet(np.full(M, 0.7), 8),          # mostly outside
+                   0.5 * X[:4] + 0.5 * X[4:8],                  # inside
+                   X[:2]])                                      # fitted mixtures themselves
+
+    def primal(r):
+        c = np.concatenate([np.zeros(n), 0.5 * np.ones(2 * M)])
+        A_eq = np.vstack([np.hstack([X.T, np.eye(M), -np.eye(M)]),
+                          np.concatenate([np.ones(n), np.zeros(2 * M)])[None]])
+        res = linprog(c, A_eq=A_eq, b_eq=np.concatenate([r, [1.0]]), bounds=(0, None),
+                      method="highs")
+        return max(res.fun, 0.0)
+
+    sources = [f"s{j}" for j in range(M)]
+    threaded = [e.hull_distance for e in mixture_extrapolation(X, R, sources)]
+    np.testing.assert_allclose(threaded, [primal(r) for r in R], atol=1e-9)
+    np.testing.assert_allclose(threaded[8:], 0.0, atol=1e-9)
+    monkeypatch.setattr(_extrapolation, "_workers", lambda: 1)
+    assert [e.hull_distance for e in mixture_extrapolation(X, R, sources)] == threaded

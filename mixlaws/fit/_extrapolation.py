@@ -14,7 +14,9 @@ mixture (0 inside the sampled design):
 
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -56,14 +58,24 @@ class Extrapolation:
 
 
 def _hull_distance(X: np.ndarray, r: np.ndarray) -> float:
-    """``min ½ ||r - X^T lam||_1`` over ``lam`` on the simplex (LP in lam, s+, s-)."""
+    """``min ½ ||r - X^T lam||_1`` over ``lam`` on the simplex, by its dual: the maximum of
+    ``r . y + z`` over ``|y_j| <= ½`` and ``z`` subject to ``x_i . y + z <= 0`` for every fitted
+    ``x_i`` (``M + 1`` variables, always feasible and bounded; 1.5x faster than the primal in
+    ``lam, s+, s-`` on a 64-source swarm, equal to it within 1e-13)."""
     n, M = X.shape
-    c = np.concatenate([np.zeros(n), 0.5 * np.ones(2 * M)])
-    A_eq = np.vstack([np.hstack([X.T, np.eye(M), -np.eye(M)]),
-                      np.concatenate([np.ones(n), np.zeros(2 * M)])[None]])
-    b_eq = np.concatenate([r, [1.0]])
-    res = linprog(c, A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs")
-    return float(max(res.fun, 0.0)) if res.status == 0 else float("nan")
+    c = -np.concatenate([r, [1.0]])
+    A_ub = np.hstack([X, np.ones((n, 1))])
+    res = linprog(c, A_ub=A_ub, b_ub=np.zeros(n), bounds=[(-0.5, 0.5)] * M + [(None, None)],
+                  method="highs")
+    return float(max(-res.fun, 0.0)) if res.status == 0 else float("nan")
+
+
+def _workers() -> int:
+    """Cores this process may use (HiGHS releases the GIL: linear programmes run in threads)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                       # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def mixture_extrapolation(fitted: np.ndarray, mixtures: np.ndarray,
@@ -72,13 +84,17 @@ def mixture_extrapolation(fitted: np.ndarray, mixtures: np.ndarray,
     X = np.atleast_2d(np.asarray(fitted, float))
     R = np.atleast_2d(np.asarray(mixtures, float))
     lo, hi = X.min(0), X.max(0)
-    out = []
-    for r in R:
-        excess = np.maximum(r - hi, 0.0) + np.maximum(lo - r, 0.0)
-        excess = np.where(excess > 1e-12, excess, 0.0)
-        hull = 0.0 if not excess.any() and _in_hull_cheap(X, r) else _hull_distance(X, r)
-        out.append(Extrapolation(tuple(sources), excess, hull))
-    return out
+    excess = np.maximum(R - hi, 0.0) + np.maximum(lo - R, 0.0)
+    excess = np.where(excess > 1e-12, excess, 0.0)
+    hull = np.zeros(len(R))
+    todo = [i for i, r in enumerate(R) if excess[i].any() or not _in_hull_cheap(X, r)]
+    n_threads = min(_workers(), len(todo))
+    if n_threads > 1 and len(todo) >= 8:         # one LP each, independent: same results
+        with ThreadPoolExecutor(n_threads) as pool:
+            hull[todo] = list(pool.map(lambda i: _hull_distance(X, R[i]), todo))
+    else:
+        hull[todo] = [_hull_distance(X, R[i]) for i in todo]
+    return [Extrapolation(tuple(sources), e, float(h)) for e, h in zip(excess, hull)]
 
 
 def _in_hull_cheap(X: np.ndarray, r: np.ndarray) -> bool:

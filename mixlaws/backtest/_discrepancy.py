@@ -51,12 +51,13 @@ are integrated out: ``b`` analytically (conjugate given the spreads), ``(w0, w1,
 the product of two log grids (within: the contrasts' likelihood at each ``(w0, w1, k)`` gives
 the fold means and their variances, which the shared level's likelihood at each ``(s0, s1)``
 then uses: the exact joint posterior, not a plug-in; within points that the contrasts alone
-put below ``_PRUNE`` of the best are left out).  For prediction the within level is moment-matched at
-each shared grid point (its posterior is narrow; on RedPajama's backtests the quantiles equal
-the full mixture's to 4 digits), so a prediction costs one small mixture.  The predictive
-distribution of ``e`` at ``(u, h)`` is that posterior mixture of normals, summarised by its mean
-(``bias``) and standard deviation (``sd``, moment-matched); the interval is ``L_pred exp(q)``
-with ``q`` its exact central quantiles. With no folds it is the prior; each fold shrinks it.
+put below ``_PRUNE`` of the best are left out).  For prediction the within level is
+moment-matched at each shared grid point (its posterior is narrow; on RedPajama's backtests the
+quantiles equal the full mixture's to 4 digits), so a prediction costs one small mixture.  The
+predictive distribution of ``e`` at ``(u, h)`` is that posterior mixture of normals, summarised
+by its mean (``bias``) and standard deviation (``sd``, moment-matched); the interval is
+``L_pred exp(q)`` with ``q`` its exact central quantiles. With no folds it is the prior; each
+fold shrinks it.
 
 **The sign of the bias is not carried to the target** (``carry_bias=False``, the default),
 and then the model has no ``b``: a bias the backtests measured is an error that grows with

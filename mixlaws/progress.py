@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ class Progress:
     _t0: float = field(default_factory=time.perf_counter)
     _last: float = 0.0
     _logged: float = field(default_factory=time.perf_counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def active(self) -> bool:
@@ -99,13 +101,15 @@ class Progress:
         s.flush()
 
     def advance(self, n: int = 1) -> None:
-        """Mark ``n`` more units done and redraw (at most every 0.1 s)."""
-        self.done += n
-        self._draw()
-        now = time.perf_counter()
-        if self.total and now - self._logged >= LOG_EVERY:
-            self._logged = now
-            logger.info("%s: %d/%d after %.0f s", self.desc, self.done, self.total, now - self._t0)
+        """Mark ``n`` more units done and redraw (at most every 0.1 s); thread-safe."""
+        with self._lock:
+            self.done += n
+            self._draw()
+            now = time.perf_counter()
+            if self.total and now - self._logged >= LOG_EVERY:
+                self._logged = now
+                logger.info("%s: %d/%d after %.0f s", self.desc, self.done, self.total,
+                            now - self._t0)
 
     def close(self) -> float:
         """Finish the line, log the step at INFO level; return the elapsed seconds."""

@@ -258,6 +258,21 @@ def test_backtest_is_deterministic(runs, result):
          .groupby("part")["run"]]
 
 
+def test_threads_change_nothing(runs, result):
+    """Folds fitted in threads: the same predictions, rows and warnings as one after the other."""
+    one = backtest(runs, ["nested", "joint"], ["largest-size", "mixtures"], n_mixture_folds=3,
+                   n_threads=1)
+    two = backtest(runs, ["nested", "joint"], ["largest-size", "mixtures"], n_mixture_folds=3,
+                   n_threads=2)
+    pd.testing.assert_frame_equal(two.predictions, one.predictions, check_exact=True)
+    cols = ["family", "fold", "part", "status", "reason", "n_warnings", "warning"]
+    pd.testing.assert_frame_equal(two.status[cols], one.status[cols])
+    assert two.notes == one.notes
+    nested = one.predictions["family"] == "nested"
+    pd.testing.assert_frame_equal(one.predictions[nested].reset_index(drop=True),
+                                  result.predictions)
+
+
 def test_json_round_trip_is_exact(result):
     d = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     back = BacktestResult.from_dict(d)

@@ -102,8 +102,6 @@ def test_hull_distance_by_the_dual_equals_the_primal_and_threads_change_nothing(
     same distances as the sequential one."""
     from scipy.optimize import linprog
 
-    from mixlaws.fit import _extrapolation
-
     rng = np.random.default_rng(seed)
     M, n = int(rng.integers(3, 12)), int(rng.integers(15, 60))
     X = rng.dirichlet(np.full(M, 0.7), n)
@@ -123,5 +121,5 @@ def test_hull_distance_by_the_dual_equals_the_primal_and_threads_change_nothing(
     threaded = [e.hull_distance for e in mixture_extrapolation(X, R, sources)]
     np.testing.assert_allclose(threaded, [primal(r) for r in R], atol=1e-9)
     np.testing.assert_allclose(threaded[8:], 0.0, atol=1e-9)
-    monkeypatch.setattr(_extrapolation, "_workers", lambda: 1)
+    monkeypatch.setenv("MIXLAWS_THREADS", "1")
     assert [e.hull_distance for e in mixture_extrapolation(X, R, sources)] == threaded

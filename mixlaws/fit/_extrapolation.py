@@ -14,15 +14,14 @@ mixture (0 inside the sampled design):
 
 from __future__ import annotations
 
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 from scipy.optimize import linprog
 
+from .._threads import thread_map
 from ..errors import ExtrapolationWarning
 
 __all__ = ["Extrapolation", "mixture_extrapolation", "warn_extrapolation", "EXTRAPOLATION_WARN"]
@@ -70,14 +69,6 @@ def _hull_distance(X: np.ndarray, r: np.ndarray) -> float:
     return float(max(-res.fun, 0.0)) if res.status == 0 else float("nan")
 
 
-def _workers() -> int:
-    """Cores this process may use (HiGHS releases the GIL: linear programmes run in threads)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:                       # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def mixture_extrapolation(fitted: np.ndarray, mixtures: np.ndarray,
                           sources: Sequence[str]) -> list[Extrapolation]:
     """Range excess and hull distance of each of ``mixtures (n, M)`` from ``fitted (m, M)``."""
@@ -88,12 +79,9 @@ def mixture_extrapolation(fitted: np.ndarray, mixtures: np.ndarray,
     excess = np.where(excess > 1e-12, excess, 0.0)
     hull = np.zeros(len(R))
     todo = [i for i, r in enumerate(R) if excess[i].any() or not _in_hull_cheap(X, r)]
-    n_threads = min(_workers(), len(todo))
-    if n_threads > 1 and len(todo) >= 8:         # one LP each, independent: same results
-        with ThreadPoolExecutor(n_threads) as pool:
-            hull[todo] = list(pool.map(lambda i: _hull_distance(X, R[i]), todo))
-    else:
-        hull[todo] = [_hull_distance(X, R[i]) for i in todo]
+    # one LP each, independent: in threads (HiGHS releases the GIL), same results
+    hull[todo] = thread_map(lambda i: _hull_distance(X, R[i]), todo,
+                            n_threads=None if len(todo) >= 8 else 1)
     return [Extrapolation(tuple(sources), e, float(h)) for e, h in zip(excess, hull)]
 
 

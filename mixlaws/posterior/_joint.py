@@ -70,7 +70,6 @@ law, 8 mixtures x 4 sizes x 5 checkpoints, 0.3 % checkpoint and 0.2 % run noise,
 from __future__ import annotations
 
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import jax
@@ -79,6 +78,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from .. import _config  # noqa: F401
+from .._threads import thread_map
 from ._marginal import IRLS_ITERATIONS, Marginal, log_box_probability, student_marginal
 from ..errors import MixlawsError
 from ..fit import JointMixingLaw
@@ -379,11 +379,7 @@ def sample_joint_posterior(model: JointMixingLaw, runs: RunsTable, *, n_draws: i
         return _sample_domain(d, data, Y[:, d], float(lam[d]), centers[d], n_draws, seed,
                               max_steps, f"joint law, domain {model.domains_[d]}")
 
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as ex:
-            res = list(ex.map(one, range(nd)))
-    else:
-        res = [one(d) for d in range(nd)]
+    res = thread_map(one, range(nd), n_threads=workers)
     th = np.stack([r[0] for r in res], 1)                               # (S, nd, dim)
     a = np.stack([r[1] for r in res], 1)                                # (S, nd, 4)
     alpha, beta = np.exp(th[..., M - 1]), np.exp(th[..., M])

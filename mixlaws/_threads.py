@@ -6,7 +6,8 @@ parallel without copying data to other processes.  :func:`thread_map` maps a fun
 items in up to :func:`workers` threads and returns the results in the items' order, so the
 output does not depend on the number of threads.
 
-``record=True`` also returns, per item, the messages of the warnings its call emitted.
+``record=True`` also returns, per item, the warnings its call emitted
+(:class:`warnings.WarningMessage`, as ``catch_warnings(record=True)`` gives them).
 ``warnings.catch_warnings`` cannot do that from threads (it swaps process-wide state), so
 :func:`thread_map` installs one dispatcher for the duration of the map: a warning goes to the
 list of the job whose context emitted it (a :class:`contextvars.ContextVar`; threads a job
@@ -33,7 +34,7 @@ R = TypeVar("R")
 THREADS_ENV = "MIXLAWS_THREADS"
 """Environment variable capping the threads of :func:`workers` (e.g. ``1`` on a shared node)."""
 
-_LOG: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("mixlaws_warnings",
+_LOG: contextvars.ContextVar[list[warnings.WarningMessage] | None] = contextvars.ContextVar("mixlaws_warnings",
                                                                        default=None)
 _HOOK_LOCK = threading.Lock()
 _hook: dict[str, Any] = {"depth": 0, "cm": None, "previous": None}
@@ -61,7 +62,7 @@ def _show(message: Any, category: type, filename: str, lineno: int, file: Any = 
           line: str | None = None) -> None:
     log = _LOG.get()
     if log is not None:
-        log.append(str(message))
+        log.append(warnings.WarningMessage(message, category, filename, lineno, file, line))
     else:
         _hook["previous"](message, category, filename, lineno, file, line)
 
@@ -95,8 +96,8 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T], *, n_threads: int | Non
     fn : the job; exceptions propagate (the first one in item order) after every job ended.
     items : the jobs' arguments.
     n_threads : threads; ``1`` runs the jobs one after the other in this thread.
-    record : return ``(result, messages)`` per item, ``messages`` the text of the warnings
-        that item's call emitted (shown or not, whatever the filters), in order.
+    record : return ``(result, caught)`` per item, ``caught`` the warnings that item's call
+        emitted (:class:`warnings.WarningMessage`; all of them, whatever the filters), in order.
 
     Examples
     --------
@@ -106,7 +107,8 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T], *, n_threads: int | Non
     >>> def job(x):
     ...     warnings.warn(f"odd {x}") if x % 2 else None
     ...     return x
-    >>> thread_map(job, [1, 2], n_threads=2, record=True)
+    >>> [(x, [str(w.message) for w in caught])
+    ...  for x, caught in thread_map(job, [1, 2], n_threads=2, record=True)]
     [(1, ['odd 1']), (2, [])]
     """
     items = list(items)
@@ -115,7 +117,7 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T], *, n_threads: int | Non
     def call(item: T) -> Any:
         if not record:
             return fn(item)
-        log: list[str] = []
+        log: list[warnings.WarningMessage] = []
         _LOG.set(log)
         return fn(item), log
 

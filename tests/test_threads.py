@@ -25,8 +25,9 @@ def test_every_job_gets_its_own_warnings_in_order(counts, n_threads):
     specs = [(i, n, 0.0005 * (i % 3)) for i, n in enumerate(counts)]
     out = thread_map(_job, specs, n_threads=n_threads, record=True)
     assert [r for r, _ in out] == [i * i for i in range(len(counts))]
-    assert [log for _, log in out] == [[f"job {i} warning {j}" for j in range(n)]
-                                       for i, n in enumerate(counts)]
+    assert [[str(w.message) for w in log] for _, log in out] == \
+        [[f"job {i} warning {j}" for j in range(n)] for i, n in enumerate(counts)]
+    assert all(w.category is UserWarning for _, log in out for w in log)
 
 
 def test_threads_a_job_starts_report_to_that_job():
@@ -35,7 +36,8 @@ def test_threads_a_job_starts_report_to_that_job():
 
     out = thread_map(outer, range(3), n_threads=3, record=True)
     for i, (_, log) in enumerate(out):
-        assert sorted(log) == [f"job {10 * i + j} warning 0" for j in range(3)]
+        assert sorted(str(w.message) for w in log) == [f"job {10 * i + j} warning 0"
+                                                       for j in range(3)]
 
 
 def test_recording_is_shown_always_and_leaves_the_filters_as_they_were():

@@ -135,7 +135,8 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
         # release the GIL (RedPajama's 8 fold fits: 1.5x on 2 cores); results in job order
         done = thread_map(one, jobs, n_threads=n_threads, record=True)
     preds, status = [], []
-    for (name, fold), ((row, pred), caught) in zip(jobs, done):
+    for (name, fold), ((row, pred), recorded) in zip(jobs, done):
+        caught = [str(w.message) for w in recorded]
         if (reusable[name] and fold.name in ("mixtures", "largest-size")
                 and fold.skipped is None and name in prefit_warnings):
             caught = prefit_warnings.pop(name) + caught    # the full fit's, once

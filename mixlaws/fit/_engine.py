@@ -706,8 +706,9 @@ def profile_shared(
 
 
 def warn_unconverged(stage: str, labels: list[str], converged: np.ndarray,
-                     decrement: np.ndarray) -> list[str]:
-    """Emit a :class:`ConvergenceWarning` for unconverged groups and return its text."""
+                     decrement: np.ndarray, *, emit: bool = True) -> list[str]:
+    """Emit a :class:`ConvergenceWarning` for unconverged groups (``emit=False``: do not) and
+    return its text."""
     bad = [labels[i] for i in np.flatnonzero(~converged)]
     if not bad:
         return []
@@ -716,5 +717,6 @@ def warn_unconverged(stage: str, labels: list[str], converged: np.ndarray,
     msg = (f"{stage}: not converged for {len(bad)} of {len(labels)} fits "
            f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); "
            f"largest Newton decrement {worst:.2e}")
-    warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+    if emit:
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
     return [msg]

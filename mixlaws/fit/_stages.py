@@ -24,9 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _config  # noqa: F401
-import warnings
 
-from ..errors import ConvergenceWarning, InsufficientDataError
+from ..errors import InsufficientDataError
 from ._bounds import bound_warning
 from ._engine import (GroupSolution, JacobianStructure, profile_shared, solve_groups,
                       warn_unconverged)
@@ -109,11 +108,12 @@ def _summarise(stage: str, law: str, labels: Sequence[str], sol: GroupSolution,
                weights: np.ndarray, params: dict[str, np.ndarray], stderr: dict[str, np.ndarray],
                correlations: dict[str, float], n_params: int,
                converged: np.ndarray | None = None,
-               names: Sequence[tuple[str, str | None]] | None = None) -> StageFit:
+               names: Sequence[tuple[str, str | None]] | None = None,
+               emit: bool = True) -> StageFit:
     mask = weights > 0
     rr = sol.residuals[mask]
     conv = sol.converged if converged is None else converged
-    warns = warn_unconverged(f"{stage} stage", list(labels), conv, sol.decrement)
+    warns = warn_unconverged(f"{stage} stage", list(labels), conv, sol.decrement, emit=emit)
     if sol.at_bound.any():
         warns.append(bound_warning(stage, labels, sol, mask, names))
     return StageFit(
@@ -458,7 +458,7 @@ def fit_size_stage(
 def fit_mixing_stage(
     domains: Sequence[str], mixtures: np.ndarray, losses: np.ndarray, *,
     delta: float = 1e-3, n_starts: int = 8, seed: int = 0,
-    warm: Mapping[str, np.ndarray] | None = None,
+    warm: Mapping[str, np.ndarray] | None = None, quiet: bool = False,
 ) -> StageFit:
     """Fit ``L_d(r) = c_d + k_d exp(t_d . r)`` (``sum_j t_dj = 0``) per domain.
 
@@ -472,6 +472,8 @@ def fit_mixing_stage(
         these mixtures) to start from instead of the ``n_starts`` starts: a refit on a subset of
         the data then converges in the basin of that fit, in a fraction of the iterations (the
         report's held-out refits). Clipped into this fit's bounds.
+    quiet : domains that do not converge are named in the result's ``warnings`` only, without
+        a :class:`~mixlaws.errors.ConvergenceWarning` (for a caller that then refits them).
     """
     n, M = mixtures.shape
     nd = losses.shape[1]
@@ -518,7 +520,8 @@ def fit_mixing_stage(
     corr = {"c~k": _corr(cov, 0, 1)}
     return _summarise("mixing", "L_d(r) = c_d + k_d * exp(sum_j t_dj r_j), sum_j t_dj = 0",
                       list(domains), sol, weights, params, stderr, corr, nd * P,
-                      names=[("c", None), ("k", None)] + [("t", None)] * (M - 1))
+                      names=[("c", None), ("k", None)] + [("t", None)] * (M - 1),
+                      emit=not quiet)
 
 
 def _fit_sum_law(mixtures: np.ndarray, losses: np.ndarray, K: int, *, delta: float,
@@ -628,9 +631,8 @@ def refit_mixing_stage(domains: Sequence[str], mixtures: np.ndarray, losses: np.
     if terms != 1:
         return fit_sum_mixing_stage(domains, mixtures, losses, terms, delta=delta, seed=seed)
     if warm is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            fit = fit_mixing_stage(domains, mixtures, losses, delta=delta, seed=seed, warm=warm)
+        fit = fit_mixing_stage(domains, mixtures, losses, delta=delta, seed=seed, warm=warm,
+                               quiet=True)
         if fit.converged.all():
             return fit
     return fit_mixing_stage(domains, mixtures, losses, delta=delta, seed=seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 from scipy.stats import norm
@@ -265,3 +266,33 @@ def test_run_fails_at_the_target_before_any_backtest(sweep, tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert code == 2 and err.count("mixlaws: error:") == 1 and "single model size" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_members_fitted_in_threads_fall_back_in_family_order(sweep, monkeypatch) -> None:
+    """The first ``max_families`` families are fitted at once; one that fails is replaced by
+    the next, as one after the other would, and the result does not depend on the threads."""
+    import mixlaws.backtest._averaged as averaged_module
+
+    real = averaged_module.make_estimator
+
+    def joint_fails(name, **kw):
+        est = real(name, **kw)
+        if name == "joint":
+            def fail(runs):
+                raise MixlawsError("joint: cannot")
+            est.fit = fail
+        return est
+
+    monkeypatch.setattr(averaged_module, "make_estimator", joint_fails)
+    fits = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("MIXLAWS_THREADS", threads)
+        law = AveragedMixingLaw(families=("nested-tied", "joint", "nested"), max_families=2,
+                                folds=("mixtures",), n_mixture_folds=3)
+        with expected_warnings():
+            fits.append(law.fit(sweep))
+    for law in fits:
+        assert list(law.members_) == ["nested-tied", "nested"]
+        assert "law family joint left out: joint: cannot" in law.notes_
+    assert fits[0].law_weights_ == fits[1].law_weights_
+    pd.testing.assert_frame_equal(fits[0].backtest_.predictions, fits[1].backtest_.predictions)

@@ -52,6 +52,7 @@ the discrepancy carries the sign of its bias.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -59,6 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.stats import norm
 
+from .._threads import thread_map
 from .._version import __version__
 from ..errors import ArtifactError, MixlawsError
 from ..fit import (Estimator, TargetActions, check_scale, family, make_estimator,
@@ -325,22 +327,36 @@ class AveragedMixingLaw(Estimator):
         members, notes, errors = {}, [], []
         if self.max_families is not None and int(self.max_families) < 1:
             raise MixlawsError(f"max_families must be ≥ 1 or None, not {self.max_families!r}")
-        for name in self.families:        # the whole table first: no backtest of a family
-            if self.max_families is not None and len(members) >= int(self.max_families):
-                break
+        pending = []
+        for name in self.families:
             cap = family(name).auto_max_sources
             if cap is not None and len(runs.sources) > cap:
                 notes.append(f"law family {name} left out: its fit costs too much with "
                              f"{len(runs.sources)} sources (auto considers it up to {cap})")
-                continue
+            else:
+                pending.append(name)
+
+        def whole(name: str) -> Any:      # the whole table first: no backtest of a family
             try:                           # that cannot be fitted (or reach the target) at all
-                members[name] = make_estimator(name, **settings).fit(runs)
+                est = make_estimator(name, **settings).fit(runs)
                 if target is not None:
-                    members[name].target(*target)
+                    est.target(*target)
             except MixlawsError as exc:
-                members.pop(name, None)
-                errors.append(exc)
-                notes.append(f"law family {name} left out: {exc}")
+                return exc
+            return est
+
+        limit = len(pending) if self.max_families is None else int(self.max_families)
+        while pending and len(members) < limit:
+            take, pending = pending[:limit - len(members)], pending[limit - len(members):]
+            # fitted at once in threads; their warnings shown afterwards, in family order
+            for name, (est, caught) in zip(take, thread_map(whole, take, record=True)):
+                for w in caught:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                if isinstance(est, MixlawsError):
+                    errors.append(est)
+                    notes.append(f"law family {name} left out: {est}")
+                else:
+                    members[name] = est
         if not members:                    # the first family's own message says what to do
             raise errors[0]
         result = backtest(runs, tuple(members), self.folds, truncate=self.truncate,

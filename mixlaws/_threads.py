@@ -40,9 +40,19 @@ _HOOK_LOCK = threading.Lock()
 _hook: dict[str, Any] = {"depth": 0, "cm": None, "previous": None}
 
 
-def workers(n_jobs: int | None = None) -> int:
+def workers(n_jobs: int | None = None, *, xla: bool = False) -> int:
     """Threads to use for ``n_jobs`` independent jobs: the cores this process may run on
-    (its CPU affinity), at most ``$MIXLAWS_THREADS`` when set, at most ``n_jobs``, at least 1."""
+    (its CPU affinity), at most ``$MIXLAWS_THREADS`` when set, at most ``n_jobs``, at least 1.
+
+    ``xla=True``: the jobs run JAX computations, which get one thread unless JAX computes on
+    the CPU -- an accelerator runs them one after the other anyway, and jobs held at once would
+    multiply the device memory they take.
+    """
+    if xla:
+        import jax
+
+        if jax.default_backend() != "cpu":
+            return 1
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:                       # not on Linux
@@ -87,7 +97,7 @@ def _uninstall() -> None:
 
 
 def thread_map(fn: Callable[[T], R], items: Iterable[T], *, n_threads: int | None = None,
-               record: bool = False) -> list[Any]:
+               record: bool = False, xla: bool = False) -> list[Any]:
     """``[fn(item) for item in items]``, in up to ``n_threads`` threads (default
     :func:`workers`), results in the order of ``items``.
 
@@ -96,6 +106,7 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T], *, n_threads: int | Non
     fn : the job; exceptions propagate (the first one in item order) after every job ended.
     items : the jobs' arguments.
     n_threads : threads; ``1`` runs the jobs one after the other in this thread.
+    xla : the jobs run JAX computations (see :func:`workers`; only when ``n_threads`` is None).
     record : return ``(result, caught)`` per item, ``caught`` the warnings that item's call
         emitted (:class:`warnings.WarningMessage`; all of them, whatever the filters), in order.
 
@@ -112,7 +123,8 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T], *, n_threads: int | Non
     [(1, ['odd 1']), (2, [])]
     """
     items = list(items)
-    n = workers(len(items)) if n_threads is None else max(1, min(int(n_threads), len(items)))
+    n = (workers(len(items), xla=xla) if n_threads is None
+         else max(1, min(int(n_threads), len(items))))
 
     def call(item: T) -> Any:
         if not record:

@@ -71,3 +71,13 @@ def test_workers_respects_the_environment_and_the_number_of_jobs(monkeypatch):
     monkeypatch.setenv(THREADS_ENV, "two")
     with pytest.raises(ValueError, match=THREADS_ENV):
         workers()
+
+
+def test_jax_jobs_get_one_thread_off_the_cpu(monkeypatch):
+    import jax
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    cpu = workers(8)
+    assert workers(8, xla=True) == cpu          # JAX computes on the CPU here
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert workers(8, xla=True) == 1 and workers(8) == cpu

@@ -349,7 +349,7 @@ class AveragedMixingLaw(Estimator):
         while pending and len(members) < limit:
             take, pending = pending[:limit - len(members)], pending[limit - len(members):]
             # fitted at once in threads; their warnings shown afterwards, in family order
-            for name, (est, caught) in zip(take, thread_map(whole, take, record=True)):
+            for name, (est, caught) in zip(take, thread_map(whole, take, record=True, xla=True)):
                 for w in caught:
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                 if isinstance(est, MixlawsError):

@@ -63,9 +63,9 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
     priors : :class:`~mixlaws.backtest.Discrepancy` prior settings.
     fitted : ``{family: estimator}`` already fitted on the whole of ``runs`` with ``settings``
         (the ``mixtures`` parts reuse them instead of refitting).
-    n_threads : folds fitted at once, in threads (default: one per core,
-        ``$MIXLAWS_THREADS`` at most; see :func:`mixlaws._threads.workers`); the result does not
-        depend on it.
+    n_threads : folds fitted at once, in threads (default: one per core, ``$MIXLAWS_THREADS``
+        at most, one on an accelerator; see :func:`mixlaws._threads.workers`); the result
+        does not depend on it.
 
     Returns
     -------
@@ -133,7 +133,7 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
 
         # one thread per core: the fits spend their time in compiled XLA programs, which
         # release the GIL (RedPajama's 8 fold fits: 1.5x on 2 cores); results in job order
-        done = thread_map(one, jobs, n_threads=n_threads, record=True)
+        done = thread_map(one, jobs, n_threads=n_threads, record=True, xla=True)
     preds, status = [], []
     for (name, fold), ((row, pred), recorded) in zip(jobs, done):
         caught = [str(w.message) for w in recorded]

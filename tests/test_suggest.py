@@ -87,6 +87,36 @@ def test_same_seed_same_proposals(sweep, suggestion):
     assert again.regret_after == suggestion.regret_after
 
 
+def test_ensemble_members_fitted_in_threads_change_nothing(sweep, suggestion, monkeypatch):
+    monkeypatch.setenv("MIXLAWS_THREADS", "1")
+    again = _suggest(sweep, seed=3)
+    pd.testing.assert_frame_equal(again.proposals, suggestion.proposals)
+    assert again.regret_after == suggestion.regret_after
+
+
+def test_a_failing_ensemble_member_is_refitted_on_a_fresh_table(sweep, monkeypatch):
+    """A member whose fit fails is tried once more, on a table drawn after the others."""
+    import mixlaws.design._ensemble as ens
+    from mixlaws.errors import MixlawsError
+
+    real, calls = ens._fit, []
+
+    def second_fails(name, settings, runs, seed):
+        calls.append(runs)
+        if len(calls) == 3:                   # the point fit, member 1, then member 2 fails
+            raise MixlawsError("no")
+        return real(name, settings, runs, seed)
+
+    monkeypatch.setenv("MIXLAWS_THREADS", "1")
+    monkeypatch.setattr(ens, "_fit", second_fails)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ensemble, notes = ens.fit_ensemble(validate_runs(sweep), TARGET, n_members=4, seed=1)
+    assert len(calls) == 5 and len(ensemble.members) == 4
+    assert not calls[4].data.equals(calls[2].data)
+    assert "4 members" in notes[0]
+
+
 def test_proposals_respect_constraints_and_budget(sweep):
     C = constraints_from_dict({"sources": {"web": {"min": 0.3}, "code": {"max": 0.2}}}, SOURCES)
     s = _suggest(sweep, budget=7e17, constraints=C, seed=1)

@@ -33,6 +33,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .._threads import thread_map
 from ..errors import MixlawsError
 from ..fit import family
 from ..runs import RunsTable
@@ -137,9 +138,22 @@ def _fit(name: str, settings: dict[str, Any], runs: RunsTable, seed: int) -> Any
     fam = family(name)
     if "seed" in inspect.signature(fam.estimator.__init__).parameters:
         kw["seed"] = seed
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # members' convergence notes: the point fit reports them
-        return fam.make(**kw).fit(runs)
+    return fam.make(**kw).fit(runs)
+
+
+def _fit_members(name: str, settings: dict[str, Any], tables: Sequence[RunsTable], seed: int,
+                 target: tuple[float, float], probe: np.ndarray) -> list[Any]:
+    """Fit ``name`` to each table, in threads; None where it fails or cannot reach ``target``.
+    The members' warnings (convergence notes) are dropped: the point fit reports them."""
+    def one(table: RunsTable) -> Any:
+        try:
+            member = _fit(name, settings, table, seed)
+            member.predict(probe, *target)
+        except MixlawsError:
+            return None
+        return member
+
+    return [m for m, _ in thread_map(one, tables, record=True, xla=True)]
 
 
 def fit_ensemble(runs: RunsTable, target: tuple[float, float], *, laws: Sequence[str] = ("nested",),
@@ -156,7 +170,9 @@ def fit_ensemble(runs: RunsTable, target: tuple[float, float], *, laws: Sequence
     for k, name in enumerate(laws):
         kw = family_settings(name, settings)
         try:
-            point = _fit(name, kw, runs, seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")   # convergence notes: the user's fit has them
+                point = _fit(name, kw, runs, seed)
             point.predict(runs.mixtures()[0][:1], *target)
         except MixlawsError as exc:
             notes.append(f"law {name!r} cannot predict at the target from this table: {exc}")
@@ -167,18 +183,17 @@ def fit_ensemble(runs: RunsTable, target: tuple[float, float], *, laws: Sequence
         rng = np.random.default_rng([seed, k, 0xD51])
         n_mix = len(runs.mixtures()[0])
         drop = max(0, min(int(jackknife * n_mix), n_mix - (len(runs.sources) + 2)))
-        fam_members = [point]
-        for _ in range(n_members - 1):
-            member = None
-            for d in (drop, 0):
-                try:
-                    member = _fit(name, kw, perturbed_table(runs, sigma_d, rng, drop=d), seed)
-                    member.predict(runs.mixtures()[0][:1], *target)
-                    break
-                except MixlawsError:
-                    member = None
-            if member is not None:
-                fam_members.append(member)
+        probe = runs.mixtures()[0][:1]
+        # the perturbed tables drawn in order, fitted in threads; a member that fails is
+        # tried once more on a table without left-out mixtures, drawn after all the others
+        tables = [perturbed_table(runs, sigma_d, rng, drop=drop) for _ in range(n_members - 1)]
+        fitted = _fit_members(name, kw, tables, seed, target, probe)
+        failed = [i for i, m in enumerate(fitted) if m is None]
+        retry = _fit_members(name, kw, [perturbed_table(runs, sigma_d, rng, drop=0)
+                                        for _ in failed], seed, target, probe)
+        for i, m in zip(failed, retry):
+            fitted[i] = m
+        fam_members = [point] + [m for m in fitted if m is not None]
         members += fam_members
         fams += [name] * len(fam_members)
         left_out = f" (each leaving out {drop} of {n_mix} mixtures)" if drop else ""

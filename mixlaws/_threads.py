@@ -34,8 +34,8 @@ R = TypeVar("R")
 THREADS_ENV = "MIXLAWS_THREADS"
 """Environment variable capping the threads of :func:`workers` (e.g. ``1`` on a shared node)."""
 
-_LOG: contextvars.ContextVar[list[warnings.WarningMessage] | None] = contextvars.ContextVar("mixlaws_warnings",
-                                                                       default=None)
+_LOG: contextvars.ContextVar[list[warnings.WarningMessage] | None] = contextvars.ContextVar(
+    "mixlaws_warnings", default=None)
 _HOOK_LOCK = threading.Lock()
 _hook: dict[str, Any] = {"depth": 0, "cm": None, "previous": None}
 

@@ -96,9 +96,8 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
     reusable = {n: reuse_step and hasattr(get_family(n).estimator, "without_runs")
                 for n in families}
     prefit_warnings: dict[str, list[str]] = {}
+    needs = any(f.skipped is None and f.name in ("mixtures", "largest-size") for f in fold_list)
     for name in families:      # the full fits the reusing folds start from, before the threads
-        needs = any(f.skipped is None and f.name in ("mixtures", "largest-size")
-                    for f in fold_list)
         if reusable[name] and needs and fitted.get(name) is None:
             try:
                 fitted[name], prefit_warnings[name] = fit_family(name, runs, est_settings)

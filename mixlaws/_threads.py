@@ -103,7 +103,8 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T], *, n_threads: int | Non
 
     Parameters
     ----------
-    fn : the job; exceptions propagate (the first one in item order) after every job ended.
+    fn : the job.  The first exception in item order propagates once the jobs running then
+        have ended; jobs not started by then are cancelled (so is everything on Ctrl-C).
     items : the jobs' arguments.
     n_threads : threads; ``1`` runs the jobs one after the other in this thread.
     xla : the jobs run JAX computations (see :func:`workers`; only when ``n_threads`` is None).
@@ -138,9 +139,15 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T], *, n_threads: int | Non
     try:                     # each job in its own copy of the calling thread's context
         if n == 1:
             return [contextvars.copy_context().run(call, item) for item in items]
-        with ThreadPoolExecutor(n) as pool:
-            futures = [pool.submit(contextvars.copy_context().run, call, item) for item in items]
+        pool = ThreadPoolExecutor(n)
+        futures = [pool.submit(contextvars.copy_context().run, call, item) for item in items]
+        try:
             return [f.result() for f in futures]
+        except BaseException:      # an error or Ctrl-C: the jobs not started yet never start
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
     finally:
         if record:
             _uninstall()

@@ -63,6 +63,21 @@ def test_the_first_exception_in_item_order_propagates_and_the_hook_is_removed():
     assert warnings.showwarning is shown
 
 
+def test_after_an_error_the_jobs_not_started_are_cancelled():
+    started = []
+
+    def job(i: int) -> int:
+        started.append(i)
+        if i == 0:
+            raise RuntimeError("first")
+        time.sleep(0.05)
+        return i
+
+    with pytest.raises(RuntimeError, match="first"):
+        thread_map(job, range(40), n_threads=2)
+    assert len(started) < 10
+
+
 def test_workers_respects_the_environment_and_the_number_of_jobs(monkeypatch):
     monkeypatch.setenv(THREADS_ENV, "1")
     assert workers(10) == 1

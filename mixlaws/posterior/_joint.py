@@ -336,13 +336,14 @@ def _sample_domain(d: int, data: tuple[jax.Array, ...], y: np.ndarray, lam: floa
 
 def sample_joint_posterior(model: JointMixingLaw, runs: RunsTable, *, n_draws: int = 2000,
                            seed: int = 0, max_steps: int = 20000, temper: float | None = None,
-                           workers: int = 1) -> JointPosterior:
+                           workers: int | None = None) -> JointPosterior:
     """Posterior draws of the joint law of every domain of a fitted ``model``.
 
     ``runs`` must be the table ``model`` was fitted on. ``temper``: the tempering ``lambda``
     of every domain's likelihood (``1.0`` treats checkpoints as independent); by default the
-    design effect of the best fit's residuals (:func:`design_effect`). ``workers > 1`` samples
-    that many domains at once in threads (same draws: every domain has its own seeds).
+    design effect of the best fit's residuals (:func:`design_effect`). ``workers``: domains
+    sampled at once, in threads (default: one per core, see :func:`mixlaws._threads.workers`;
+    the same draws whatever the number: every domain has its own seeds).
     Emits a :class:`~mixlaws.errors.ChainWarning` naming the domains whose chains stay
     shorter than 50 autocorrelation times within ``max_steps`` (each chain is also run until
     its ESS reaches ``n_draws``), or whose physical-region correction is strong.
@@ -379,7 +380,7 @@ def sample_joint_posterior(model: JointMixingLaw, runs: RunsTable, *, n_draws: i
         return _sample_domain(d, data, Y[:, d], float(lam[d]), centers[d], n_draws, seed,
                               max_steps, f"joint law, domain {model.domains_[d]}")
 
-    res = thread_map(one, range(nd), n_threads=workers)
+    res = thread_map(one, range(nd), n_threads=workers, xla=True)
     th = np.stack([r[0] for r in res], 1)                               # (S, nd, dim)
     a = np.stack([r[1] for r in res], 1)                                # (S, nd, 4)
     alpha, beta = np.exp(th[..., M - 1]), np.exp(th[..., M])

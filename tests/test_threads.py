@@ -6,7 +6,8 @@ import time
 import warnings
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mixlaws._threads import THREADS_ENV, thread_map, workers
 

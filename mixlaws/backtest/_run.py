@@ -22,8 +22,8 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from ..errors import MixlawsError
 from .._threads import thread_map
+from ..errors import MixlawsError
 from ..fit import family as get_family
 from ..fit import make_estimator
 from ..progress import progress

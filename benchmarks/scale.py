@@ -21,8 +21,10 @@ consecutive shapes), and saves a log-log figure ``benchmarks/scale.png`` and the
 ``benchmarks/scale.json``.
 
 Run:  python benchmarks/scale.py [--shapes ye-sim,swarm] [--skip sample] [--device cpu|gpu]
-                                 [--cache cold|warm] [--timeout 600] [--profile run]
+                                 [--cache cold|warm] [--threads N] [--timeout 600] [--profile run]
 ``--profile CMD`` runs that command under cProfile and prints the top functions.
+``--threads N`` caps the children's threads (``MIXLAWS_THREADS``; default one per core): run
+once with ``--threads 1`` and once without to see what the threaded fits gain.
 """
 
 from __future__ import annotations
@@ -227,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", choices=("cold", "warm"), default="cold",
                     help="compilation cache off (cold, default: a first run) or filled by an "
                          "untimed run of each command first (warm)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="MIXLAWS_THREADS for the children (default: one thread per core)")
     ap.add_argument("--profile", choices=COMMANDS, help="profile this command (cProfile)")
     ap.add_argument("--no-figure", action="store_true", help="do not write scale.png/scale.json")
     args = ap.parse_args(argv)
@@ -239,10 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(HERE), env.get("PYTHONPATH", "")])
     if args.device:
         env["JAX_PLATFORMS"] = args.device
+    if args.threads is not None:
+        env["MIXLAWS_THREADS"] = str(max(1, args.threads))
     import jax
 
     print(f"jax {jax.__version__}; children on JAX_PLATFORMS={env.get('JAX_PLATFORMS', '(default)')}; "
-          f"{os.cpu_count()} cores; compilation cache {args.cache}", flush=True)
+          f"{os.cpu_count()} cores; compilation cache {args.cache}; threads "
+          f"{env.get('MIXLAWS_THREADS', 'one per core')}", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         env["MIXLAWS_COMPILE_CACHE"] = ("off" if args.cache == "cold"

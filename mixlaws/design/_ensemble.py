@@ -27,7 +27,6 @@ uncertainty enters as members of several families.
 from __future__ import annotations
 
 import inspect
-import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -143,14 +142,15 @@ def _fit(name: str, settings: dict[str, Any], runs: RunsTable, seed: int) -> Any
 
 def _fit_members(name: str, settings: dict[str, Any], tables: Sequence[RunsTable], seed: int,
                  target: tuple[float, float], probe: np.ndarray) -> list[Any]:
-    """Fit ``name`` to each table, in threads; None where it fails or cannot reach ``target``.
-    The members' warnings (convergence notes) are dropped: the point fit reports them."""
+    """Fit ``name`` to each table, in threads; the error instead where it fails or cannot
+    predict ``probe`` at ``target``.  Their warnings (convergence notes) are dropped: the
+    user's own fit of the table reports them."""
     def one(table: RunsTable) -> Any:
         try:
             member = _fit(name, settings, table, seed)
             member.predict(probe, *target)
-        except MixlawsError:
-            return None
+        except MixlawsError as exc:
+            return exc
         return member
 
     return [m for m, _ in thread_map(one, tables, record=True, xla=True)]
@@ -169,13 +169,10 @@ def fit_ensemble(runs: RunsTable, target: tuple[float, float], *, laws: Sequence
     members, fams, notes, sigmas = [], [], [], []
     for k, name in enumerate(laws):
         kw = family_settings(name, settings)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")   # convergence notes: the user's fit has them
-                point = _fit(name, kw, runs, seed)
-            point.predict(runs.mixtures()[0][:1], *target)
-        except MixlawsError as exc:
-            notes.append(f"law {name!r} cannot predict at the target from this table: {exc}")
+        probe = runs.mixtures()[0][:1]
+        [point] = _fit_members(name, kw, [runs], seed, target, probe)
+        if isinstance(point, MixlawsError):
+            notes.append(f"law {name!r} cannot predict at the target from this table: {point}")
             continue
         sigma = run_noise(point, runs)
         sigma_d = run_noise(point, runs, per_domain=True)
@@ -183,17 +180,16 @@ def fit_ensemble(runs: RunsTable, target: tuple[float, float], *, laws: Sequence
         rng = np.random.default_rng([seed, k, 0xD51])
         n_mix = len(runs.mixtures()[0])
         drop = max(0, min(int(jackknife * n_mix), n_mix - (len(runs.sources) + 2)))
-        probe = runs.mixtures()[0][:1]
         # the perturbed tables drawn in order, fitted in threads; a member that fails is
         # tried once more on a table without left-out mixtures, drawn after all the others
         tables = [perturbed_table(runs, sigma_d, rng, drop=drop) for _ in range(n_members - 1)]
         fitted = _fit_members(name, kw, tables, seed, target, probe)
-        failed = [i for i, m in enumerate(fitted) if m is None]
+        failed = [i for i, m in enumerate(fitted) if isinstance(m, MixlawsError)]
         retry = _fit_members(name, kw, [perturbed_table(runs, sigma_d, rng, drop=0)
                                         for _ in failed], seed, target, probe)
         for i, m in zip(failed, retry):
             fitted[i] = m
-        fam_members = [point] + [m for m in fitted if m is not None]
+        fam_members = [point] + [m for m in fitted if not isinstance(m, MixlawsError)]
         members += fam_members
         fams += [name] * len(fam_members)
         left_out = f" (each leaving out {drop} of {n_mix} mixtures)" if drop else ""

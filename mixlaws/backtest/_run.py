@@ -30,7 +30,7 @@ from ..progress import progress
 from ..runs import WARMUP, RunsTable
 from ._folds import DEFAULT_FOLDS, Fold, make_folds
 from ._result import BacktestResult
-from ._score import PREDICTION_COLUMNS, fit_family, score_fold
+from ._score import PREDICTION_COLUMNS, score_fold
 
 __all__ = ["backtest", "DEFAULT_FAMILIES"]
 
@@ -97,12 +97,14 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
                 for n in families}
     prefit_warnings: dict[str, list[str]] = {}
     needs = any(f.skipped is None and f.name in ("mixtures", "largest-size") for f in fold_list)
-    for name in families:      # the full fits the reusing folds start from, before the threads
-        if reusable[name] and needs and fitted.get(name) is None:
-            try:
-                fitted[name], prefit_warnings[name] = fit_family(name, runs, est_settings)
-            except MixlawsError:
-                reusable[name] = False      # each fold then fits (and reports) on its own
+    # the full fits the reusing folds start from, before the folds (in threads, as they are)
+    prefit = [n for n in families if reusable[n] and needs and fitted.get(n) is None]
+    for name, (est, caught) in zip(prefit, thread_map(
+            lambda n: _fit_or_error(n, runs, est_settings), prefit, record=True, xla=True)):
+        if isinstance(est, MixlawsError):
+            reusable[name] = False          # each fold then fits (and reports) on its own
+        else:
+            fitted[name], prefit_warnings[name] = est, [str(w.message) for w in caught]
     for name in families:
         if (reusable[name] and getattr(fitted.get(name), "tie_beta", None) == "all"
                 and any(f.name == "mixtures" and f.skipped is None for f in fold_list)):
@@ -150,6 +152,14 @@ def backtest(runs: RunsTable, families: Sequence[str] = DEFAULT_FAMILIES,
               "estimator": est_settings, "runs": runs.path}
     return BacktestResult(predictions, pd.DataFrame(status), settings=record, level=level,
                           priors=priors, notes=notes)
+
+
+def _fit_or_error(name: str, runs: RunsTable, settings: Mapping[str, Any]) -> Any:
+    """``make_estimator(name, **settings)`` fitted on ``runs``, or the error that stopped it."""
+    try:
+        return make_estimator(name, **dict(settings)).fit(runs)
+    except MixlawsError as exc:
+        return exc
 
 
 def _fold_estimator(name: str, fold: Fold, full: Any, reusable: bool,

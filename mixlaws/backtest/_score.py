@@ -21,14 +21,13 @@ signed ``rel_error``) and the RMSE of ``log_ratio``.  A family that raises a
 
 from __future__ import annotations
 
-import warnings
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import MixlawsError
-from ..fit import make_estimator, mixture_extrapolation
+from ..fit import mixture_extrapolation
 from ..runs import RunsTable
 from ._folds import Fold
 
@@ -108,10 +107,3 @@ def score_fold(family: str, fold: Fold, estimator: Any) -> pd.DataFrame:
             "hull": hull}))
     return pd.concat(rows, ignore_index=True)[list(PREDICTION_COLUMNS)]
 
-
-def fit_family(family: str, train: RunsTable, settings: Mapping[str, Any]) -> tuple[Any, list[str]]:
-    """Fit ``make_estimator(family, **settings)`` on ``train``; return it and its warnings."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        est = make_estimator(family, **dict(settings)).fit(train)
-    return est, [str(w.message) for w in caught]
